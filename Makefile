@@ -1,0 +1,37 @@
+# Two commands for a new user: `make run` and `make test`. Everything lands in .venv.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench fuzz clean tools
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/conecta init --demo
+	$(BIN)/conecta run
+
+# radclient (Debian's freeradius-utils) is the independent client in the tests: installed when
+# missing and possible (root + apt); the tests that need it skip with a reason otherwise.
+tools:
+	@command -v radclient >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq freeradius-utils >/dev/null) || \
+	  echo "note: radclient not installed; its tests will be skipped"; }
+
+test: $(STAMP) tools
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

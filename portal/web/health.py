@@ -1,0 +1,48 @@
+"""/healthz (liveness with database and Redis checks) and /metrics (Prometheus text format)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+from sqlalchemy import func, select, text
+
+from portal.model import Nas, Session
+
+bp = Blueprint("health", __name__)
+
+
+def _redis_ok() -> bool:
+    import redis
+
+    from portal.redisconn import running_embedded_url
+    settings = current_app.config["CONECTA"]
+    url = settings.redis_url or running_embedded_url(settings.data_dir)
+    if not url:
+        return False
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """200 when the database and Redis answer, 503 otherwise."""
+    from portal.web import db
+    checks = {"database": True, "redis": _redis_ok()}
+    try:
+        db.session.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means not healthy
+        checks["database"] = False
+    ok = all(checks.values())
+    return jsonify(status="ok" if ok else "degraded", **checks), 200 if ok else 503
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Sessions open and NAS known, for Prometheus."""
+    from portal.web import db
+    open_sessions = db.session.scalar(select(func.count()).select_from(Session).where(Session.is_open.is_(True)))
+    nas = db.session.scalar(select(func.count()).select_from(Nas))
+    body = (f"# TYPE conecta_sessions_open gauge\nconecta_sessions_open {open_sessions}\n"
+            f"# TYPE conecta_nas gauge\nconecta_nas {nas}\n")
+    return Response(body, mimetype="text/plain; version=0.0.4")

@@ -1,0 +1,81 @@
+"""The only module that names reply attributes: a Decision becomes each vendor's RADIUS reply."""
+
+from __future__ import annotations
+
+from policies import Decision
+
+GIGA = 2**32
+U32_MAX = 2**32 - 1
+
+
+def _octets_and_gigawords(total: int) -> tuple[int, int]:
+    return total % GIGA, total // GIGA
+
+
+def _data_cap(vendor: str, data_left: int) -> list[tuple[str, object]]:
+    low, giga = _octets_and_gigawords(data_left)
+    if vendor == "coova":
+        attrs: list[tuple[str, object]] = [("ChilliSpot-Max-Total-Octets", low)]
+        return attrs + ([("ChilliSpot-Max-Total-Gigawords", giga)] if giga else [])
+    if vendor == "mikrotik":
+        attrs = [("Mikrotik-Total-Limit", low)]
+        return attrs + ([("Mikrotik-Total-Limit-Gigawords", giga)] if giga else [])
+    if vendor == "pfsense":
+        # pfSense has no Gigawords attribute: cap at 4 GiB; interim accounting cuts off the rest.
+        return [("pfSense-Max-Total-Octets", min(data_left, U32_MAX))]
+    # WISPr defines no data cap: generic, UniFi and openNDS rely on the interim cut-off.
+    return []
+
+
+def _rates(vendor: str, down: int | None, up: int | None) -> list[tuple[str, object]]:
+    attrs: list[tuple[str, object]] = []
+    if vendor == "mikrotik":
+        if down or up:
+            # "rx/tx" from the router's side: rx is what the client uploads.
+            attrs.append(("Mikrotik-Rate-Limit", f"{(up or 0) // 1000}k/{(down or 0) // 1000}k"))
+        return attrs
+    if vendor == "pfsense":
+        if up:
+            attrs.append(("pfSense-Bandwidth-Max-Up", min(up, U32_MAX)))
+        if down:
+            attrs.append(("pfSense-Bandwidth-Max-Down", min(down, U32_MAX)))
+        return attrs
+    if up:
+        attrs.append(("WISPr-Bandwidth-Max-Up", min(up, U32_MAX)))
+    if down:
+        attrs.append(("WISPr-Bandwidth-Max-Down", min(down, U32_MAX)))
+    if vendor == "coova":
+        if up:
+            attrs.append(("ChilliSpot-Bandwidth-Max-Up", max(1, up // 1000)))
+        if down:
+            attrs.append(("ChilliSpot-Bandwidth-Max-Down", max(1, down // 1000)))
+    return attrs
+
+
+def reply_attributes(decision: Decision, vendor: str, user_id: int | None = None) -> list[tuple[str, object]]:
+    """Attributes for an Access-Accept or Access-Reject to a NAS of `vendor`."""
+    if not decision.accept:
+        return [("Reply-Message", decision.message)] if decision.message else []
+    attrs: list[tuple[str, object]] = []
+    if user_id is not None:
+        # Class comes back in every accounting packet (RFC 2865 5.25): it names the person.
+        attrs.append(("Class", f"conecta:{user_id}".encode()))
+    if decision.session_timeout:
+        attrs.append(("Session-Timeout", decision.session_timeout))
+        attrs.append(("Termination-Action", 0))
+    if decision.idle_timeout:
+        attrs.append(("Idle-Timeout", decision.idle_timeout))
+    if decision.interim_interval:
+        attrs.append(("Acct-Interim-Interval", decision.interim_interval))
+    if decision.data_left is not None:
+        attrs.extend(_data_cap(vendor, decision.data_left))
+    attrs.extend(_rates(vendor, decision.rate_down, decision.rate_up))
+    return attrs
+
+
+def class_user_id(value: bytes | None) -> int | None:
+    """The person id a NAS echoed back in Class, or None."""
+    if not value or not value.startswith(b"conecta:"):
+        return None
+    digits = value[8:]
+    return int(digits) if digits.isdigit() and len(digits) < 19 else None

@@ -1,0 +1,230 @@
+"""The RADIUS server: every protocol check in one place, then batches to the handlers.
+
+One thread reads both sockets. Each wake-up drains up to BATCH datagrams per socket, so a burst
+of re-authentications after a power cut costs one Redis round trip and one SQL query per batch,
+not per packet. Access-Requests are answered in this thread; Accounting-Requests go to the
+group-commit writer, which answers once the record is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import time
+from datetime import datetime, timezone
+
+import redis
+from pyrad import packet
+from pyrad.dictionary import Dictionary
+from sqlalchemy.orm import sessionmaker
+
+from policies import Policy
+from portal.settings import Settings
+from radius import DICTIONARY
+from radius.attributes import reply_attributes
+from radius.coa import Disconnector
+from radius.handlers import AuthRequest, Authorizer, parse_accounting, text
+from radius.nas import NasInfo, NasRegistry
+from radius.packets import ACCT_CODES, AUTH_CODES, STATUS_SERVER, check_structure, normalize_mac
+from radius.util import IN_PROGRESS, RateLimitedLog, ReplyCache
+from radius.writer import AccountingWriter
+
+log = logging.getLogger("conecta.radius")
+BATCH = 256
+RCVBUF = 8 * 1024 * 1024   # ~7,000 packets: a whole neighbourhood re-authenticating at once
+
+
+def open_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket with a receive buffer sized for bursts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # several workers may share a port
+    try:  # as root FORCE passes net.core.rmem_max; otherwise the kernel caps SO_RCVBUF to it
+        sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), RCVBUF)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+    got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    if got < RCVBUF:
+        log.warning("UDP receive buffer is %d bytes, not %d: raise net.core.rmem_max", got, RCVBUF)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+class RadiusServer:
+    """Auth and accounting on two UDP ports; `serve_forever()` until `shutdown()`."""
+
+    def __init__(self, settings: Settings, policies: dict[str, Policy], db_factory: sessionmaker,
+                 r: redis.Redis, auth_port: int | None = None, acct_port: int | None = None) -> None:
+        self.settings = settings
+        self.dictionary = Dictionary(str(DICTIONARY))
+        self.registry = NasRegistry(db_factory)
+        self.registry.load()
+        self.redis = r
+        self.cache = ReplyCache()
+        self.drops = RateLimitedLog(log)
+        self.authorizer = Authorizer(policies, db_factory, r, settings.tz)
+        self.disconnector = Disconnector(db_factory, self.registry, self.dictionary)
+        self.writer = AccountingWriter(db_factory, r, policies, settings.tz, self._site_policy,
+                                       lambda uid, counter: self.disconnector.person_spent(uid, counter.name))
+        host = settings.radius_host
+        self.auth_sock = open_socket(host, settings.radius_auth_port if auth_port is None else auth_port)
+        self.acct_sock = open_socket(host, settings.radius_acct_port if acct_port is None else acct_port)
+        self.running = False
+        self.stats = {"auth": 0, "acct": 0, "dropped": 0}
+
+    @property
+    def ports(self) -> tuple[int, int]:
+        """The bound (auth, acct) ports, useful when started on port 0."""
+        return self.auth_sock.getsockname()[1], self.acct_sock.getsockname()[1]
+
+    def _site_policy(self, site_id: int) -> str:
+        for nas in self.registry.by_id.values():
+            if nas.site_id == site_id:
+                return nas.site_policy
+        return ""
+
+    def serve_forever(self) -> None:
+        """Answer requests until shutdown() is called."""
+        self.running = True
+        self.writer.start()
+        selector = selectors.DefaultSelector()
+        selector.register(self.auth_sock, selectors.EVENT_READ, AUTH_CODES)
+        selector.register(self.acct_sock, selectors.EVENT_READ, ACCT_CODES)
+        last_flush = last_db_flush = time.monotonic()
+        try:
+            while self.running:
+                for key, _ in selector.select(timeout=0.5):
+                    self._serve_socket(key.fileobj, key.data)
+                now = time.monotonic()
+                if now - last_flush > 5:
+                    self.cache.expire()
+                    self.registry.flush_seen(self.redis, to_db=now - last_db_flush > 60)
+                    last_db_flush = now if now - last_db_flush > 60 else last_db_flush
+                    last_flush = now
+        finally:
+            selector.close()
+
+    def shutdown(self) -> None:
+        """Stop serving; queued accounting is committed and answered first."""
+        self.running = False
+        time.sleep(0.6)
+        self.writer.stop()
+        self.disconnector.stop()
+        self.registry.flush_seen(self.redis, to_db=True)
+        self.auth_sock.close()
+        self.acct_sock.close()
+
+    def _serve_socket(self, sock: socket.socket, codes: frozenset[int]) -> None:
+        batch: list[tuple[packet.Packet, NasInfo, tuple, tuple]] = []
+        for _ in range(BATCH):
+            try:
+                data, addr = sock.recvfrom(8192)
+            except (BlockingIOError, InterruptedError):
+                break
+            checked = self._check(sock, data, addr, codes)
+            if checked is not None:
+                batch.append(checked)
+        if not batch:
+            return
+        if codes is AUTH_CODES:
+            self._answer_auth(sock, batch)
+        else:
+            self._queue_accounting(sock, batch)
+
+    def _drop(self, reason: str, addr: tuple, detail: str = "") -> None:
+        self.stats["dropped"] += 1
+        self.drops.warning(reason, "dropped packet from %s: %s%s", addr[0], reason, detail)
+
+    def _check(self, sock: socket.socket, data: bytes, addr: tuple, codes: frozenset[int]):
+        """Protocol checks, in one place; handlers never see a packet that fails one."""
+        problem = check_structure(data, codes)
+        if problem:
+            return self._drop("malformed", addr, f" ({problem})")
+        nas = self.registry.lookup(addr[0])
+        if nas is None:
+            return self._drop("unknown client", addr)
+        key = self.cache.key(addr, data)
+        cached = self.cache.get(key)
+        if cached is not None:
+            if cached is not IN_PROGRESS and cached:
+                sock.sendto(cached, addr)  # RFC 5080: the same reply, not reprocessed
+            return None
+        kind = packet.AuthPacket if codes is AUTH_CODES else packet.AcctPacket
+        try:
+            pkt = kind(packet=data, secret=nas.secret, dict=self.dictionary)
+        except (packet.PacketError, KeyError, ValueError, TypeError, IndexError) as exc:
+            return self._drop("undecodable", addr, f" ({type(exc).__name__})")
+        if not self._authentic(pkt, nas, codes):
+            return None
+        self.registry.mark_seen(nas.id)
+        if pkt.code == STATUS_SERVER:
+            self._send(sock, pkt.CreateReply(), addr, key, keep=False)
+            return None
+        return pkt, nas, addr, key
+
+    def _authentic(self, pkt: packet.Packet, nas: NasInfo, codes: frozenset[int]) -> bool:
+        addr = (nas.ip,)
+        has_ma = pkt.message_authenticator
+        if has_ma and not pkt.verify_message_authenticator():
+            self._drop("bad Message-Authenticator", addr, f" (NAS {nas.name}; wrong secret?)")
+            return False
+        if pkt.code == STATUS_SERVER or codes is AUTH_CODES:
+            if not has_ma and (nas.require_ma or pkt.code == STATUS_SERVER):
+                self._drop("no Message-Authenticator", addr, f" (NAS {nas.name}; BlastRADIUS protection)")
+                return False
+            return True
+        if not pkt.VerifyAcctRequest():
+            self._drop("bad Request Authenticator", addr, f" (NAS {nas.name}; wrong secret?)")
+            return False
+        return True
+
+    def _send(self, sock: socket.socket, reply: packet.Packet, addr: tuple, key: tuple, keep: bool = True) -> None:
+        raw = reply.ReplyPacket()
+        if keep:
+            self.cache.store(key, raw)
+        try:
+            sock.sendto(raw, addr)
+        except OSError as exc:
+            log.warning("reply to %s not sent: %s", addr[0], exc)
+
+    def _answer_auth(self, sock: socket.socket, batch: list) -> None:
+        reqs = []
+        for pkt, nas, addr, key in batch:
+            self.cache.start(key)
+            reqs.append(AuthRequest(nas, text(pkt, 1) or "", normalize_mac(text(pkt, 31)), pkt))
+        try:
+            results = self.authorizer.authorize(reqs, datetime.now(self.settings.tz))
+        except Exception as exc:  # noqa: BLE001 - no reply: the NAS retries or fails over
+            log.error("%d Access-Requests not answered: %s: %s", len(batch), type(exc).__name__,
+                      str(exc).splitlines()[0][:200] if str(exc) else "")
+            for _, _, _, key in batch:
+                self.cache.forget(key)
+            return
+        for (pkt, nas, addr, key), (decision, uid) in zip(batch, results):
+            reply = pkt.CreateReply()
+            reply.code = packet.AccessAccept if decision.accept else packet.AccessReject
+            for name, value in reply_attributes(decision, nas.vendor, uid):
+                reply.AddAttribute(name, value)
+            self._send(sock, reply, addr, key)
+        self.stats["auth"] += len(batch)
+
+    def _queue_accounting(self, sock: socket.socket, batch: list) -> None:
+        now = datetime.now(timezone.utc)
+        for pkt, nas, addr, key in batch:
+            event = parse_accounting(pkt, nas, self.settings.tz, now)
+            if isinstance(event, str):
+                self._drop("unusable accounting", addr, f" ({event}; NAS {nas.name})")
+                continue
+            self.cache.start(key)
+            self.writer.submit(event, self._acker(sock, pkt, addr, key))
+        self.stats["acct"] += len(batch)
+
+    def _acker(self, sock: socket.socket, pkt: packet.Packet, addr: tuple, key: tuple):
+        def ack(stored: bool) -> None:
+            if stored:
+                self._send(sock, pkt.CreateReply(), addr, key)
+            else:
+                self.cache.forget(key)
+        return ack

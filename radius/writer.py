@@ -1,0 +1,175 @@
+"""The durable accounting writer: group commit, then acknowledgements, then live counters.
+
+The RADIUS loop hands over each parsed Accounting-Request with a callback; this thread commits
+whatever has queued up in one transaction and only then calls back, so an Accounting-Response
+always follows a durable record (RFC 2866), and many records share one commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+from policies import Policy, Usage, period_keys
+from policies.evaluate import Counter, spent
+from portal import counters
+from portal.accounting import AcctEvent, BatchResult, apply_batch
+from portal.model import Device, User
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 500
+OPEN_TTL = 2 * 86400
+
+Ack = Callable[[bool], None]
+
+
+def resolve_users(db: DbSession, r: redis.Redis | None, events: list[AcctEvent]) -> None:
+    """Fill in user_id for events whose NAS did not echo Class: by username, MAC, then Redis."""
+    todo = [e for e in events if e.user_id is None and e.status not in ("on", "off")]
+    if not todo:
+        return
+    names = {e.username for e in todo if e.username}
+    by_name = dict(db.execute(select(User.username, User.id).where(User.username.in_(names))).tuples().all()) if names else {}
+    macs = {e.mac for e in todo if e.mac}
+    by_mac = dict(db.execute(select(Device.mac, Device.user_id).where(Device.mac.in_(macs))).tuples().all()) if macs else {}
+    for e in todo:
+        e.user_id = by_name.get(e.username) or by_mac.get(e.mac)
+    left = [e for e in todo if e.user_id is None and e.username.startswith("c-")]
+    if left and r is not None:
+        try:
+            found = r.mget([f"otu:{e.username}" for e in left])
+        except redis.RedisError:
+            return
+        for e, uid in zip(left, found):
+            e.user_id = int(uid) if uid else None
+
+
+class AccountingWriter(threading.Thread):
+    """Group-commits accounting and updates live counters; calls `on_spent(uid, counter)`."""
+
+    def __init__(self, db_factory: sessionmaker, r: redis.Redis, policies: dict[str, Policy],
+                 tz: ZoneInfo, policy_of: Callable[[int], str],
+                 on_spent: Callable[[int, Counter], None]) -> None:
+        super().__init__(name="acct-writer", daemon=True)
+        self.db_factory = db_factory
+        self.redis = r
+        self.policies = policies
+        self.tz = tz
+        self.policy_of = policy_of          # site id -> policy name
+        self.on_spent = on_spent
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.stopping = threading.Event()
+        self.committed = 0
+
+    def submit(self, event: AcctEvent, ack: Ack) -> None:
+        """Queue one record; `ack(True)` is called once it is durable, `ack(False)` if it failed."""
+        self.queue.put((event, ack))
+
+    def stop(self) -> None:
+        """Finish what is queued and end the thread."""
+        self.stopping.set()
+        self.queue.put(None)
+        self.join(timeout=10)
+
+    def run(self) -> None:
+        """Commit batches until stopped."""
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            if batch:
+                self._commit(batch)
+
+    def _next_batch(self) -> list | None:
+        try:
+            first = self.queue.get(timeout=0.5)
+        except queue.Empty:
+            return None if self.stopping.is_set() else []
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < MAX_BATCH:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self.queue.put(None)
+                break
+            batch.append(item)
+        return batch
+
+    def _commit(self, batch: list[tuple[AcctEvent, Ack]]) -> None:
+        events = [e for e, _ in batch]
+        try:
+            with self.db_factory() as db, db.begin():
+                resolve_users(db, self.redis, events)
+                result = apply_batch(db, events, datetime.now(timezone.utc).replace(tzinfo=None))
+                user_policies = self._user_policies(db, result)
+        except Exception as exc:  # noqa: BLE001 - no ack: the NAS retransmits, nothing is lost
+            log.error("accounting batch of %d not stored (%s: %s); NAS will retransmit",
+                      len(batch), type(exc).__name__, str(exc).splitlines()[0][:200],
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+            for _, ack in batch:
+                ack(False)
+            time.sleep(0.2)
+            return
+        self.committed += len(batch)
+        for _, ack in batch:
+            ack(True)
+        try:
+            self._update_live(result, events, user_policies)
+        except redis.RedisError as exc:
+            log.warning("live counters not updated (%s); they are re-read from SQL", type(exc).__name__)
+
+    def _user_policies(self, db: DbSession, result: BatchResult) -> dict[int, str | None]:
+        uids = {uid for uid, _, _ in result.usage}
+        if not uids:
+            return {}
+        return dict(db.execute(select(User.id, User.policy).where(User.id.in_(uids))).tuples().all())
+
+    def _update_live(self, result: BatchResult, events: list[AcctEvent], user_policies: dict) -> None:
+        now = datetime.now(self.tz)
+        today = now.date()
+        deltas: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
+        site_of: dict[int, int] = {}
+        for (uid, day, site), (_, seconds, down, up) in result.usage.items():
+            if day == today:
+                deltas[(uid, *period_keys(now))][0] += seconds
+                deltas[(uid, *period_keys(now))][1] += down + up
+                site_of[uid] = site
+        totals = counters.add_usage(self.redis, {k: tuple(v) for k, v in deltas.items()}) if deltas else {}
+        missing = [uid for (uid, _, _), t in totals.items() if -1 in t]
+        if missing:
+            with self.db_factory() as db:
+                fresh = counters.sql_usage(db, missing, now)
+            counters.seed(self.redis, fresh, now, nx=False)
+            for uid, values in fresh.items():
+                totals[(uid, *period_keys(now))] = list(values)
+        self._update_open_sets(result)
+        for (uid, _, _), t in totals.items():
+            policy = self.policies.get(user_policies.get(uid) or self.policy_of(site_of[uid]))
+            counter = spent(policy, Usage(*t[:4])) if policy else None
+            if counter is not None:
+                self.on_spent(uid, counter)
+
+    def _update_open_sets(self, result: BatchResult) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        epoch = time.time()
+        for uid, ref in result.touched:
+            pipe.zadd(f"u:{uid}:open", {ref: epoch})
+            pipe.expire(f"u:{uid}:open", OPEN_TTL)
+        for uid, ref in result.closed:
+            pipe.zrem(f"u:{uid}:open", ref)
+        pipe.execute()
