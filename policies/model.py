@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from policies.units import UnitError, parse_clock, parse_duration, parse_rate, parse_size
 

@@ -119,7 +119,9 @@ def _apply_session_event(db: DbSession, e: AcctEvent, sessions: dict, result: Ba
     ds = max(0, e.seconds - s.seconds)
     d_in = max(0, e.bytes_in - s.bytes_in)
     d_out = max(0, e.bytes_out - s.bytes_out)
-    s.seconds, s.bytes_in, s.bytes_out = max(s.seconds, e.seconds), max(s.bytes_in, e.bytes_in), max(s.bytes_out, e.bytes_out)
+    s.seconds += ds
+    s.bytes_in += d_in
+    s.bytes_out += d_out
     s.updated_at = max(s.updated_at, e.event_time)
     s.framed_ip = s.framed_ip or e.framed_ip
     s.mac = s.mac or e.mac

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import secrets
 import sys
+from collections.abc import Iterator
 from functools import cached_property
-from typing import Iterator
 
 import click
 
@@ -20,16 +20,19 @@ class Context:
 
     @cached_property
     def settings(self):  # noqa: ANN201
+        """Validated settings from the environment."""
         from portal.settings import load_settings
         return load_settings()
 
     @cached_property
     def engine(self):  # noqa: ANN201
+        """The SQLAlchemy engine."""
         from portal.db import engine_for
         return engine_for(self.settings)
 
     @cached_property
     def policies(self):  # noqa: ANN201
+        """Policies loaded and validated from the policy dir."""
         return load_policies(self.settings.policy_dir)
 
     def db(self):  # noqa: ANN201
@@ -135,8 +138,9 @@ def radius(c: Context) -> None:
 @pass_ctx
 def portal(c: Context, workers: int) -> None:
     """The portal alone under gunicorn (gthread workers)."""
-    from portal.launcher import gunicorn_command
     import subprocess
+
+    from portal.launcher import gunicorn_command
     with redis_url(c.settings) as url:
         sys.exit(subprocess.call(gunicorn_command(c.settings, workers), env=_child_env(c, url)))
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
-import sys
-from pathlib import Path
-
 import click
 from sqlalchemy import func, select
 
 from portal import fleet
-from portal.model import AGE_BANDS, GENDERS, SITE_KINDS, STAFF_ROLES, VENDORS, Nas, Site, Staff, User
+from portal.model import SITE_KINDS, VENDORS, Nas, Site
 
 
 def _table(rows: list[tuple], header: tuple[str, ...]) -> None:

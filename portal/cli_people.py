@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import click
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from portal import fleet
 from portal.cli_fleet import _get, _remove_command, _show, _table

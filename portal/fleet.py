@@ -6,8 +6,8 @@ import csv
 import io
 import ipaddress
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -15,8 +15,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from policies import Policy
 from portal.credentials import is_one_time
-from portal.model import (AGE_BANDS, GENDERS, SITE_KINDS, STAFF_ROLES, VENDORS, Nas, Session, Site,
-                          Staff, User)
+from portal.model import AGE_BANDS, GENDERS, SITE_KINDS, STAFF_ROLES, VENDORS, Nas, Session, Site, Staff, User
 from radius.packets import normalize_mac
 
 WEAK_SECRETS = {"testing123", "radius", "secret", "password", "changeme", "admin", "default",
@@ -186,7 +185,8 @@ def read_user_csv(text: str, policies: dict[str, Policy]) -> list[dict]:
         except FleetError as exc:
             raise FleetError(f"line {line}, column {exc}") from None
         if values["username"] in seen:
-            raise FleetError(f"line {line}, column username: {values['username']!r} repeats line {seen[values['username']]}")
+            first = seen[values["username"]]
+            raise FleetError(f"line {line}, column username: {values['username']!r} repeats line {first}")
         seen[values["username"]] = line
         rows.append(values)
     if not rows:

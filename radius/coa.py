@@ -46,7 +46,7 @@ def send_disconnect(nas_ip: str, port: int, secret: bytes, dictionary: Dictionar
                         continue
                     if req.VerifyReply(reply, data):
                         return ("ack" if reply.code == packet.DisconnectACK else "nak"), attempt
-            except socket.timeout:
+            except TimeoutError:
                 continue
     return "timeout", len(backoff)
 

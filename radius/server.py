@@ -12,6 +12,7 @@ import logging
 import selectors
 import socket
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import redis
@@ -24,7 +25,7 @@ from portal.settings import Settings
 from radius import DICTIONARY
 from radius.attributes import reply_attributes
 from radius.coa import Disconnector
-from radius.handlers import AuthRequest, Authorizer, parse_accounting, text
+from radius.handlers import Authorizer, AuthRequest, parse_accounting, text
 from radius.nas import NasInfo, NasRegistry
 from radius.packets import ACCT_CODES, AUTH_CODES, STATUS_SERVER, check_structure, normalize_mac
 from radius.util import IN_PROGRESS, RateLimitedLog, ReplyCache
@@ -56,8 +57,10 @@ class RadiusServer:
     """Auth and accounting on two UDP ports; `serve_forever()` until `shutdown()`."""
 
     def __init__(self, settings: Settings, policies: dict[str, Policy], db_factory: sessionmaker,
-                 r: redis.Redis, auth_port: int | None = None, acct_port: int | None = None) -> None:
+                 r: redis.Redis, auth_port: int | None = None, acct_port: int | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.settings = settings
+        self.clock = clock  # aware UTC; tests move it to check hours and midnight resets
         self.dictionary = Dictionary(str(DICTIONARY))
         self.registry = NasRegistry(db_factory)
         self.registry.load()
@@ -66,7 +69,7 @@ class RadiusServer:
         self.drops = RateLimitedLog(log)
         self.authorizer = Authorizer(policies, db_factory, r, settings.tz)
         self.disconnector = Disconnector(db_factory, self.registry, self.dictionary)
-        self.writer = AccountingWriter(db_factory, r, policies, settings.tz, self._site_policy,
+        self.writer = AccountingWriter(db_factory, r, policies, settings.tz, clock, self._site_policy,
                                        lambda uid, counter: self.disconnector.person_spent(uid, counter.name))
         host = settings.radius_host
         self.auth_sock = open_socket(host, settings.radius_auth_port if auth_port is None else auth_port)
@@ -191,11 +194,11 @@ class RadiusServer:
 
     def _answer_auth(self, sock: socket.socket, batch: list) -> None:
         reqs = []
-        for pkt, nas, addr, key in batch:
+        for pkt, nas, _addr, key in batch:
             self.cache.start(key)
             reqs.append(AuthRequest(nas, text(pkt, 1) or "", normalize_mac(text(pkt, 31)), pkt))
         try:
-            results = self.authorizer.authorize(reqs, datetime.now(self.settings.tz))
+            results = self.authorizer.authorize(reqs, self.clock().astimezone(self.settings.tz))
         except Exception as exc:  # noqa: BLE001 - no reply: the NAS retries or fails over
             log.error("%d Access-Requests not answered: %s: %s", len(batch), type(exc).__name__,
                       str(exc).splitlines()[0][:200] if str(exc) else "")
@@ -211,7 +214,7 @@ class RadiusServer:
         self.stats["auth"] += len(batch)
 
     def _queue_accounting(self, sock: socket.socket, batch: list) -> None:
-        now = datetime.now(timezone.utc)
+        now = self.clock()
         for pkt, nas, addr, key in batch:
             event = parse_accounting(pkt, nas, self.settings.tz, now)
             if isinstance(event, str):

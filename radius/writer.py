@@ -12,8 +12,8 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import redis
@@ -40,9 +40,9 @@ def resolve_users(db: DbSession, r: redis.Redis | None, events: list[AcctEvent])
     if not todo:
         return
     names = {e.username for e in todo if e.username}
-    by_name = dict(db.execute(select(User.username, User.id).where(User.username.in_(names))).tuples().all()) if names else {}
     macs = {e.mac for e in todo if e.mac}
-    by_mac = dict(db.execute(select(Device.mac, Device.user_id).where(Device.mac.in_(macs))).tuples().all()) if macs else {}
+    by_name = dict(db.execute(select(User.username, User.id).where(User.username.in_(names))).tuples().all())
+    by_mac = dict(db.execute(select(Device.mac, Device.user_id).where(Device.mac.in_(macs))).tuples().all())
     for e in todo:
         e.user_id = by_name.get(e.username) or by_mac.get(e.mac)
     left = [e for e in todo if e.user_id is None and e.username.startswith("c-")]
@@ -59,13 +59,14 @@ class AccountingWriter(threading.Thread):
     """Group-commits accounting and updates live counters; calls `on_spent(uid, counter)`."""
 
     def __init__(self, db_factory: sessionmaker, r: redis.Redis, policies: dict[str, Policy],
-                 tz: ZoneInfo, policy_of: Callable[[int], str],
+                 tz: ZoneInfo, clock: Callable[[], datetime], policy_of: Callable[[int], str],
                  on_spent: Callable[[int, Counter], None]) -> None:
         super().__init__(name="acct-writer", daemon=True)
         self.db_factory = db_factory
         self.redis = r
         self.policies = policies
         self.tz = tz
+        self.clock = clock
         self.policy_of = policy_of          # site id -> policy name
         self.on_spent = on_spent
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -115,7 +116,7 @@ class AccountingWriter(threading.Thread):
         try:
             with self.db_factory() as db, db.begin():
                 resolve_users(db, self.redis, events)
-                result = apply_batch(db, events, datetime.now(timezone.utc).replace(tzinfo=None))
+                result = apply_batch(db, events, self.clock().replace(tzinfo=None))
                 user_policies = self._user_policies(db, result)
         except Exception as exc:  # noqa: BLE001 - no ack: the NAS retransmits, nothing is lost
             log.error("accounting batch of %d not stored (%s: %s); NAS will retransmit",
@@ -140,7 +141,7 @@ class AccountingWriter(threading.Thread):
         return dict(db.execute(select(User.id, User.policy).where(User.id.in_(uids))).tuples().all())
 
     def _update_live(self, result: BatchResult, events: list[AcctEvent], user_policies: dict) -> None:
-        now = datetime.now(self.tz)
+        now = self.clock().astimezone(self.tz)
         today = now.date()
         deltas: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
         site_of: dict[int, int] = {}
