@@ -11,12 +11,12 @@ log = logging.getLogger(__name__)
 
 
 def connect(url: str) -> redis.Redis:
-    """A client that reconnects by itself after Redis restarts (one retry, short timeouts)."""
+    """A client that reconnects by itself after Redis restarts; short timeouts keep the RADIUS loop moving."""
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
     return redis.Redis.from_url(
-        url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=15,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
+        url, socket_timeout=1, socket_connect_timeout=1, health_check_interval=15,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
     )
 

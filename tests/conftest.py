@@ -72,25 +72,41 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_engine():
+def pg_url():
+    """A database of this test run's own on the PostgreSQL server of CONECTA_TEST_DATABASE_URL."""
     if not PG_URL:
         yield None
         return
-    engine = make_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    from sqlalchemy.engine import make_url
+    name = f"conecta_test_{os.getpid()}"
+    admin = make_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_url):
+    if not pg_url:
+        yield None
+        return
+    engine = make_engine(pg_url)
     upgrade(engine)
     yield engine
     engine.dispose()
 
 
 @pytest.fixture()
-def database_url(tmp_path: Path, sqlite_template: Path, pg_engine) -> str:
+def database_url(tmp_path: Path, sqlite_template: Path, pg_engine, pg_url) -> str:
     if pg_engine is not None:
         tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
         with pg_engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        return PG_URL
+        return pg_url
     path = tmp_path / "conecta.db"
     shutil.copy(sqlite_template, path)
     return f"sqlite:///{path}"

