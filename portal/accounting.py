@@ -164,6 +164,16 @@ def _upsert_usage(db: DbSession, usage: dict) -> None:
     db.execute(stmt, rows)
 
 
+def close_stale(db: DbSession, before: datetime) -> list[tuple[int | None, str]]:
+    """Close sessions whose NAS went silent (no update since `before`); return their refs."""
+    rows = db.execute(select(Session.id, Session.user_id, Session.nas_id, Session.acct_session_id)
+                      .where(Session.is_open.is_(True), Session.updated_at < before).limit(5000)).all()
+    if rows:
+        db.execute(update(Session).where(Session.id.in_([r.id for r in rows]))
+                   .values(is_open=False, stopped_at=Session.updated_at, terminate_cause="Stale"))
+    return [(r.user_id, f"{r.nas_id}:{r.acct_session_id}") for r in rows]
+
+
 def apply_batch(db: DbSession, events: list[AcctEvent], received: datetime) -> BatchResult:
     """Store a batch of accounting records and apply the new ones; the caller commits."""
     result = BatchResult()

@@ -99,7 +99,10 @@ class RadiusServer:
         try:
             while self.running:
                 for key, _ in selector.select(timeout=0.5):
-                    self._serve_socket(key.fileobj, key.data)
+                    try:
+                        self._serve_socket(key.fileobj, key.data)
+                    except Exception:  # noqa: BLE001 - one bad request never stops the service
+                        log.exception("unexpected error while serving; continuing")
                 now = time.monotonic()
                 if now - last_flush > 5:
                     self.cache.expire()

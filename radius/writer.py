@@ -13,7 +13,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import redis
@@ -24,11 +24,12 @@ from sqlalchemy.orm import sessionmaker
 from policies import Policy, Usage, period_keys
 from policies.evaluate import Counter, spent
 from portal import counters
-from portal.accounting import AcctEvent, BatchResult, apply_batch
+from portal.accounting import AcctEvent, BatchResult, apply_batch, close_stale
 from portal.model import Device, User
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 500
+SWEEP_EVERY = 60.0
 OPEN_TTL = 2 * 86400
 
 Ack = Callable[[bool], None]
@@ -84,13 +85,36 @@ class AccountingWriter(threading.Thread):
         self.join(timeout=10)
 
     def run(self) -> None:
-        """Commit batches until stopped."""
+        """Commit batches until stopped; sweep stale sessions once a minute."""
+        last_sweep = time.monotonic()
         while True:
             batch = self._next_batch()
             if batch is None:
                 return
             if batch:
                 self._commit(batch)
+            if time.monotonic() - last_sweep > SWEEP_EVERY:
+                last_sweep = time.monotonic()
+                self.sweep_stale()
+
+    def sweep_stale(self) -> int:
+        """Close sessions silent for three interim intervals (the Stop was lost); return how many."""
+        interim = max((p.interim_interval for p in self.policies.values()), default=300)
+        before = self.clock().replace(tzinfo=None) - timedelta(seconds=3 * interim + 60)
+        try:
+            with self.db_factory() as db, db.begin():
+                closed = close_stale(db, before)
+            pipe = self.redis.pipeline(transaction=False)
+            for uid, ref in closed:
+                if uid is not None:
+                    pipe.zrem(f"u:{uid}:open", ref)
+            pipe.execute()
+        except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the writer
+            log.warning("stale-session sweep failed: %s", type(exc).__name__)
+            return 0
+        if closed:
+            log.info("closed %d sessions whose NAS stopped reporting", len(closed))
+        return len(closed)
 
     def _next_batch(self) -> list | None:
         try:
@@ -131,7 +155,7 @@ class AccountingWriter(threading.Thread):
             ack(True)
         try:
             self._update_live(result, events, user_policies)
-        except redis.RedisError as exc:
+        except Exception as exc:  # noqa: BLE001 - SQL is the truth; counters heal on the next read
             log.warning("live counters not updated (%s); they are re-read from SQL", type(exc).__name__)
 
     def _user_policies(self, db: DbSession, result: BatchResult) -> dict[int, str | None]:

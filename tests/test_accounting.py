@@ -95,3 +95,17 @@ def test_counters_rebuild_and_cold_redis(radius_server, dictionary, db_factory, 
     assert redis_client.hgetall(day_key) == before
     assert redis_client.hgetall(month_key) == before
     assert isinstance(now, datetime)
+
+
+def test_sessions_of_a_silent_nas_are_closed(radius_server, dictionary, db_factory, policies, clock):
+    from datetime import timedelta
+    uid = add_user(db_factory, policies, "ana", "anapass123")
+    nas = Nas(radius_server, dictionary)
+    nas.acct("Start", "lost-stop", "ana", reply=nas.auth("ana", "anapass123"))
+    time.sleep(0.2)
+    assert radius_server.writer.sweep_stale() == 0
+    clock.now += timedelta(minutes=30)                      # three interims missed, no Stop came
+    assert radius_server.writer.sweep_stale() == 1
+    with db_factory() as db:
+        assert db.scalar(select(Session.terminate_cause)) == "Stale"
+    assert radius_server.redis.zcard(f"u:{uid}:open") == 0

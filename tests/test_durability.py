@@ -168,3 +168,70 @@ def test_burst_of_1000_requests_in_flight_loses_none(radius_server, dictionary, 
         sock.close()
     assert answers == 1000
     assert radius_server.stats["dropped"] == 0
+
+
+def _serve(server: RadiusServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread
+
+
+def _stop(server: RadiusServer, thread: threading.Thread) -> None:
+    server.running = False
+    thread.join(5)
+    server.shutdown()
+
+
+@pytest.mark.skipif(not os.environ.get("CONECTA_TEST_DATABASE_URL"), reason="needs PostgreSQL over TCP")
+def test_database_going_away_and_coming_back(settings, policies, db_factory, nas_id, dictionary, clock,
+                                             redis_client):
+    """No ack while PostgreSQL is unreachable; the NAS's retransmission is stored once it is back."""
+    from sqlalchemy.engine import make_url
+
+    from portal.db import make_engine, session_factory
+    from tests.tcpproxy import TcpProxy
+    url = make_url(settings.database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    engine = make_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    add_user(db_factory, policies, "ana", "anapass123")
+    server = RadiusServer(settings, policies, session_factory(engine), redis_client, clock=clock)
+    thread = _serve(server)
+    try:
+        nas = Nas(server, dictionary, timeout=2, retries=1)
+        assert nas.acct("Start", "d1", "ana").code == packet.AccountingResponse
+        proxy.cut()
+        with pytest.raises(Timeout):
+            nas.acct("Stop", "d1", "ana", seconds=120, bytes_out=999)
+        proxy.restore()
+        deadline = time.time() + 20
+        while True:                                   # the NAS keeps retransmitting the same Stop
+            try:
+                assert nas.acct("Stop", "d1", "ana", seconds=120, bytes_out=999).code == packet.AccountingResponse
+                break
+            except Timeout:
+                assert time.time() < deadline, "never recovered"
+        assert nas.auth("ana", "anapass123").code == packet.AccessAccept
+        with db_factory() as db:
+            assert db.scalar(select(AcctRecord.seconds).where(AcctRecord.status == "stop")) == 120
+    finally:
+        _stop(server, thread)
+        proxy.cut()
+        engine.dispose()
+
+
+def test_two_radius_nodes_share_one_quota(settings, policies, db_factory, nas_id, dictionary, clock, redis_client):
+    """A state-wide deployment: auth on one node, accounting on another, one person's pool."""
+    add_user(db_factory, policies, "ana", "anapass123")
+    node_a = RadiusServer(settings, policies, db_factory, redis_client, clock=clock)
+    node_b = RadiusServer(settings, policies, db_factory, connect(settings.redis_url), clock=clock)
+    threads = [_serve(node_a), _serve(node_b)]
+    try:
+        on_a, on_b = Nas(node_a, dictionary), Nas(node_b, dictionary)
+        reply = on_a.auth("ana", "anapass123")
+        on_b.acct("Start", "x1", "ana", reply=reply)
+        on_b.acct("Stop", "x1", "ana", seconds=7200, reply=reply)
+        time.sleep(0.3)
+        assert on_a.auth("ana", "anapass123").code == packet.AccessReject
+    finally:
+        _stop(node_a, threads[0])
+        _stop(node_b, threads[1])
