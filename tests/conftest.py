@@ -29,18 +29,6 @@ REDIS_URL = os.environ.get("CONECTA_TEST_REDIS_URL")
 SECRET = "s3cret-for-tests-0123456789"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sqlite_only: runs only on the SQLite pass")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
-    if PG_URL:
-        skip = pytest.mark.skip(reason="SQLite-only test; this pass runs on PostgreSQL")
-        for item in items:
-            if "sqlite_only" in item.keywords:
-                item.add_marker(skip)
-
-
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     if REDIS_URL:
