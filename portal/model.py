@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -65,6 +66,8 @@ class Nas(Base):
     require_message_authenticator: Mapped[bool] = mapped_column(Boolean, default=True)
     last_seen: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Host names (besides private IPs and its own) that the portal may hand credentials to.
+    login_hosts: Mapped[str | None] = mapped_column(String(255))
 
 
 class User(Base):
@@ -82,6 +85,11 @@ class User(Base):
     source: Mapped[str] = mapped_column(String(12), default="staff")
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # A citizen's own PIN or password for the portal: only the portal checks it, so a hash suffices.
+    pin_hash: Mapped[str | None] = mapped_column(String(255))
+    consent_version: Mapped[str | None] = mapped_column(String(16))   # privacy notice accepted
+    consent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    guardian_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # LFPDPPP art. 8
 
 
 class Device(Base):
@@ -174,3 +182,22 @@ class Staff(Base):
     role: Mapped[str] = mapped_column(String(12))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+FAULT_CATEGORIES = ("no-signal", "slow", "cannot-login", "damaged", "other")
+FAULT_STATUSES = ("new", "in-progress", "resolved")
+
+
+class FaultReport(Base):
+    """A citizen's report of a fault at a site; holds no personal data."""
+
+    __tablename__ = "fault_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    nas_id: Mapped[int | None] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(12), default="new")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -2,33 +2,83 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, render_template, request
+from flask_babel import Babel
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from portal.model import Base
 from portal.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+LANGUAGES = ("es", "en")
 db = SQLAlchemy(model_class=Base)
+csrf = CSRFProtect()
+
+
+def select_locale() -> str:
+    """?lang= (remembered in a cookie), then the cookie, then Accept-Language; Spanish by default."""
+    chosen = request.args.get("lang") or request.cookies.get("lang")
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(LANGUAGES, default="es") or "es"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app for `settings` (read from the environment when not given)."""
     settings = settings or load_settings()
-    app = Flask("conecta", template_folder=str(ROOT / "templates"))
+    app = Flask("conecta", template_folder=str(ROOT / "templates"),
+                static_folder=str(Path(__file__).resolve().parent / "static"), static_url_path="/static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
-        MAX_CONTENT_LENGTH=64 * 1024,
-        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=16 * 1024,           # the largest form is a fault report
+        MAX_FORM_MEMORY_SIZE=16 * 1024,
+        SESSION_COOKIE_NAME="conecta",
+        SESSION_COOKIE_SAMESITE="Lax",          # Lax: the NAS redirect is a top-level GET
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SECURE=settings.production,
+        PERMANENT_SESSION_LIFETIME=timedelta(days=365),   # the remembered device
+        WTF_CSRF_TIME_LIMIT=3600,
+        WTF_CSRF_SSL_STRICT=False,              # checked by our own Origin check instead
+        BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "portal" / "translations"),
+        BABEL_DEFAULT_LOCALE="es",
         CONECTA=settings,
     )
     db.init_app(app)
-    from portal.web import health
-    app.register_blueprint(health.bp)
+    csrf.init_app(app)
+    Babel(app, locale_selector=select_locale)
+    from flask_babel import get_locale
+    app.jinja_env.globals["get_locale"] = get_locale
+    from portal.web import capport, health, security, splash, status
+    security.init_app(app, settings)
+    for module in (health, splash, status, capport):
+        app.register_blueprint(module.bp)
+    _error_pages(app)
     return app
+
+
+def _error_pages(app: Flask) -> None:
+    from flask_babel import gettext as _
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(_exc: CSRFError):  # noqa: ANN202
+        return render_template("error.html", message=_("La página caducó. Vuelve a intentarlo.")), 400
+
+    for code, text in ((400, "La solicitud no es válida."), (404, "Esta página no existe."),
+                       (405, "Esta acción no está permitida."), (413, "Lo que enviaste es demasiado grande."),
+                       (414, "La dirección es demasiado larga."),
+                       (429, "Demasiados intentos. Espera un minuto y vuelve a intentarlo."),
+                       (500, "Algo falló de nuestro lado. Vuelve a intentarlo en un momento.")):
+        app.register_error_handler(code, _handler(code, text))
+
+
+def _handler(code: int, text: str):  # noqa: ANN202
+    def handle(_exc: Exception):  # noqa: ANN202
+        from flask_babel import gettext as _
+        return render_template("error.html", message=_(text)), code
+    return handle

@@ -1,0 +1,37 @@
+"""RFC 8908 Captive Portal API: the phone's OS learns whether it is captive and what is left."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, request, url_for
+from sqlalchemy import select
+
+from portal.model import Session, User
+from portal.web import db
+from portal.web.status import standing_of
+
+bp = Blueprint("capport", __name__)
+
+
+@bp.get("/capport")
+def capport() -> Response:
+    """application/captive+json with seconds-remaining and bytes-remaining for the client's session."""
+    body: dict = {"captive": True, "user-portal-url": url_for("splash.index", _external=True, _scheme="https"),
+                  "venue-info-url": url_for("status.index", _external=True, _scheme="https")}
+    session = db.session.scalars(select(Session).where(Session.is_open.is_(True),
+                                                       Session.framed_ip == request.remote_addr)
+                                 .order_by(Session.updated_at.desc()).limit(1)).first()
+    user = db.session.get(User, session.user_id) if session and session.user_id else None
+    if user is not None:
+        standing = standing_of(user, session.site_id)
+        if standing is not None and standing.decision.accept:
+            body["captive"] = False
+            body["can-extend-session"] = True
+            if standing.decision.session_timeout is not None:
+                body["seconds-remaining"] = standing.decision.session_timeout
+            if standing.decision.data_left is not None:
+                body["bytes-remaining"] = standing.decision.data_left
+    response = Response(json.dumps(body), mimetype="application/captive+json")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

@@ -1,0 +1,61 @@
+"""Security by default: headers, Origin check, request size limits and rate limits."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, abort, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+
+from portal.settings import Settings
+
+MAX_QUERY = 4096
+CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+       "form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'")
+
+limiter = Limiter(key_func=get_remote_address, strategy="fixed-window")
+
+
+def mac_key() -> str:
+    """Rate-limit key: the client MAC the access point reported (else the address)."""
+    from flask import session
+    arrival = session.get("arrival") or {}
+    return f"mac:{arrival.get('mac') or get_remote_address()}"
+
+
+def _redis_url(settings: Settings) -> str:
+    from portal.redisconn import running_embedded_url
+    return settings.redis_url or running_embedded_url(settings.data_dir) or "memory://"
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Attach the limiter (on Redis) and the request/response checks."""
+    app.config["RATELIMIT_STORAGE_URI"] = _redis_url(settings)
+    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1}
+    app.config["RATELIMIT_SWALLOW_ERRORS"] = True   # Redis down: serve citizens, don't 500
+    limiter.init_app(app)
+    app.before_request(_check_request)
+    app.after_request(_headers)
+
+
+def _check_request() -> None:
+    if len(request.query_string) > MAX_QUERY:
+        abort(414)
+    if request.method == "POST":
+        origin = request.headers.get("Origin") or request.headers.get("Referer")
+        if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+            current_app.logger.warning("POST refused: foreign Origin on %s", request.path)
+            abort(400)
+
+
+def _headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Permissions-Policy"] = "geolocation=(), camera=(), microphone=()"
+    if request.path != "/capport":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response

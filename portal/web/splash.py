@@ -1,0 +1,175 @@
+"""The splash page: arrive from an access point, register once or come back, and get online."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from sqlalchemy import or_, select
+
+from portal import credentials, people
+from portal.arrival import Arrival, ArrivalError, NasView, handoff, parse_arrival
+from portal.model import AGE_BANDS, GENDERS, Nas, Site, User
+from portal.web import db
+from portal.web.security import limiter, mac_key
+
+bp = Blueprint("splash", __name__)
+log = logging.getLogger("conecta.portal")
+NAS_PARAMS = {"uamip", "challenge", "link-login-only", "tok", "nasid", "nas", "zone", "login_url", "res"}
+
+
+def redis_client():  # noqa: ANN201
+    """The app's Redis client, created once per process."""
+    client = current_app.extensions.get("conecta_redis")
+    if client is None:
+        from portal.redisconn import connect
+        from portal.web.security import _redis_url
+        client = current_app.extensions["conecta_redis"] = connect(_redis_url(current_app.config["CONECTA"]))
+    return client
+
+
+def _lookup(name: str | None, host: str | None) -> NasView | None:
+    query = select(Nas).where(or_(Nas.name == name, Nas.ip == host)) if name else select(Nas).where(Nas.ip == host)
+    nas = db.session.scalars(query.limit(1)).first()
+    if nas is None:
+        return None
+    hosts = tuple(h.strip() for h in (nas.login_hosts or "").split(",") if h.strip())
+    return NasView(nas.id, nas.name, nas.ip, nas.vendor, nas.site_id, nas.uam_secret, hosts)
+
+
+def _raw_urls() -> list[str]:
+    """The redirect URL as the NAS built it (for CoovaChilli's md), as http and as https."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path
+    return [f"{scheme}://{request.host}{raw}" for scheme in ("http", "https")]
+
+
+def current_arrival() -> Arrival | None:
+    """The checked redirect stored in the session."""
+    data = session.get("arrival")
+    return Arrival(**data) if data else None
+
+
+def current_person() -> User | None:
+    """The remembered person of this browser, if still registered."""
+    uid = session.get("uid")
+    return db.session.get(User, uid) if isinstance(uid, int) else None
+
+
+def _communities(site_id: int | None) -> list[str]:
+    site = db.session.get(Site, site_id) if site_id else None
+    return [c.strip() for c in (site.communities or "").splitlines() if c.strip()] if site else []
+
+
+def _page(arrival: Arrival | None, error: str | None = None, status: int = 200, **extra) -> tuple[str, int]:
+    return render_template("splash.html", arrival=arrival, person=current_person(), error=error,
+                           genders=GENDERS, age_bands=AGE_BANDS,
+                           communities=_communities(arrival.site_id if arrival else None), **extra), status
+
+
+@bp.get("/")
+def index() -> Response | tuple[str, int]:
+    """Arrive from an access point (its redirect parameters) or come back to the splash page."""
+    if NAS_PARAMS & set(request.args):
+        try:
+            arrival = parse_arrival(request.args, _lookup, _raw_urls())
+        except ArrivalError as exc:
+            log.warning("redirect refused from %s: %s", request.remote_addr, exc)
+            return render_template("error.html", message=_(
+                "No pudimos reconocer el punto de acceso. Desconéctate de la red Wi-Fi y vuelve a conectarte.")), 400
+        session["arrival"] = arrival.to_dict()
+        result = request.args.get("res")
+        if result in ("success", "already") and current_person():
+            return redirect(arrival.userurl or url_for("status.index"))
+        if result == "failed":
+            return _page(arrival, _("No se pudo conectar. Si usaste tu tiempo o tus datos, revisa tu saldo."))
+    return _page(current_arrival())
+
+
+def _go_online(user: User) -> Response | tuple[str, int]:
+    arrival = current_arrival()
+    if arrival is None:
+        return _page(None, _("Abre esta página desde la red Wi-Fi del municipio para conectarte."), 400)
+    if arrival.vendor == "opennds":
+        return redirect(handoff(arrival, "", "", None).url)
+    nas = db.session.get(Nas, arrival.nas_id)
+    username, password = credentials.issue(redis_client(), user.id, arrival.nas_id, arrival.mac)
+    target = handoff(arrival, username, password, nas.uam_secret if nas else None)
+    if target.method == "GET":
+        return redirect(target.url)
+    return render_template("handoff.html", target=target), 200
+
+
+@bp.post("/register")
+@limiter.limit("10/minute")
+@limiter.limit("5/minute", key_func=mac_key)
+def register() -> Response | tuple[str, int]:
+    """Register once: gender, age band, community and consent; then go online."""
+    arrival = current_arrival()
+    form = request.form
+    reg = people.Registration(
+        gender=form.get("gender", ""), age_band=form.get("age_band", ""),
+        community=form.get("community") or None, accepted_terms=form.get("terms") == "yes",
+        accepted_privacy=form.get("privacy") == "yes", guardian_consent=form.get("guardian") == "yes")
+    fault = people.check_registration(reg, _communities(arrival.site_id if arrival else None))
+    if fault:
+        return _page(arrival, _error_text(fault), 400, form=form)
+    user = people.register(db.session, reg, arrival.mac if arrival else None, datetime.now(timezone.utc))
+    db.session.commit()
+    session.permanent = True
+    session["uid"] = user.id
+    return _go_online(user)
+
+
+def _error_text(fault: str) -> str:
+    return {
+        "gender": _("Elige una opción de género (puedes elegir «Prefiero no decir»)."),
+        "age_band": _("Elige tu grupo de edad (puedes elegir «Prefiero no decir»)."),
+        "community": _("Elige tu colonia o comunidad de la lista."),
+        "consent": _("Para conectarte, acepta las condiciones de uso y el aviso de privacidad."),
+        "guardian": _("Si tienes menos de 18 años, tu madre, padre o tutor debe autorizar el registro."),
+    }[fault]
+
+
+@bp.post("/connect")
+@limiter.limit("20/minute")
+def connect() -> Response | tuple[str, int]:
+    """Come back with one tap on a remembered device."""
+    user = current_person()
+    if user is None or user.disabled:
+        session.pop("uid", None)
+        return _page(current_arrival(), _("No encontramos tu registro. Regístrate de nuevo, toma un minuto."), 400)
+    arrival = current_arrival()
+    people.remember_device(db.session, user.id, arrival.mac if arrival else None)
+    db.session.commit()
+    return _go_online(user)
+
+
+@bp.post("/login")
+@limiter.limit("10/minute")
+@limiter.limit("5/minute", key_func=mac_key)
+def login() -> Response | tuple[str, int]:
+    """Use an account (username + PIN or password) on another device."""
+    user = people.check_account(db.session, request.form.get("username", "").strip(),
+                                request.form.get("pin", ""))
+    if user is None:
+        return _page(current_arrival(), _("Usuario o PIN incorrectos."), 400, show_login=True)
+    arrival = current_arrival()
+    people.remember_device(db.session, user.id, arrival.mac if arrival else None)
+    db.session.commit()
+    session.permanent = True
+    session["uid"] = user.id
+    return _go_online(user)
+
+
+@bp.get("/terms")
+def terms() -> str:
+    """Conditions of use."""
+    return render_template("terms.html")
+
+
+@bp.get("/privacy")
+def privacy() -> str:
+    """Aviso de privacidad (privacy notice)."""
+    return render_template("privacy.html", version=people.PRIVACY_NOTICE_VERSION)

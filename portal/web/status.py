@@ -1,0 +1,121 @@
+"""The citizen's own pages: what is left, log out, report a fault, my data, my account."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from policies import load_policies
+from portal import people, quota
+from portal.fleet import FleetError
+from portal.model import FAULT_CATEGORIES, FaultReport, Session, Site
+from portal.web import db
+from portal.web.security import limiter
+from portal.web.splash import current_arrival, current_person, redis_client
+
+bp = Blueprint("status", __name__)
+
+
+def policies() -> dict:
+    """Policies, loaded once per process."""
+    loaded = current_app.extensions.get("conecta_policies")
+    if loaded is None:
+        loaded = current_app.extensions["conecta_policies"] = load_policies(current_app.config["CONECTA"].policy_dir)
+    return loaded
+
+
+def policy_for(user, site_id: int | None):  # noqa: ANN001, ANN201
+    """The person's own policy, else the site's (where they are, or where they last were)."""
+    if user.policy and user.policy in policies():
+        return policies()[user.policy]
+    if site_id is None:
+        site_id = db.session.scalar(select(Session.site_id).where(Session.user_id == user.id)
+                                    .order_by(Session.updated_at.desc()).limit(1))
+    site = db.session.get(Site, site_id) if site_id else None
+    return policies().get(site.policy) if site else None
+
+
+def standing_of(user, site_id: int | None):  # noqa: ANN001, ANN201
+    """The person's Standing now, or None when no policy applies."""
+    policy = policy_for(user, site_id)
+    if policy is None:
+        return None
+    now = datetime.now(current_app.config["CONECTA"].tz)
+    return quota.standing(redis_client(), sessionmaker(db.engine), user.id, policy, now)
+
+
+@bp.get("/status")
+def index() -> str:
+    """Time and data left today and this month, the policy in words, and what to do next."""
+    user = current_person()
+    arrival = current_arrival()
+    standing = standing_of(user, arrival.site_id if arrival else None) if user else None
+    left = quota.left(standing.policy, standing.usage) if standing else None
+    return render_template("status.html", person=user, arrival=arrival, standing=standing, left=left,
+                           categories=FAULT_CATEGORIES, sent=request.args.get("sent"))
+
+
+@bp.post("/fault")
+@limiter.limit("5/minute")
+def fault() -> Response | tuple[str, int]:
+    """Report a fault at the site the citizen is at (no personal data is stored with it)."""
+    arrival = current_arrival()
+    category, text = request.form.get("category", ""), request.form.get("text", "").strip()
+    if arrival is None or category not in FAULT_CATEGORIES or len(text) > 1000:
+        return render_template("error.html", message=_("No pudimos guardar tu reporte. Revisa los datos.")), 400
+    db.session.add(FaultReport(site_id=arrival.site_id, nas_id=arrival.nas_id, category=category, text=text))
+    db.session.commit()
+    return redirect(url_for("status.index", sent="1"))
+
+
+@bp.get("/my-data")
+def my_data() -> str:
+    """Everything Conecta stores about this person."""
+    user = current_person()
+    return render_template("mydata.html", data=people.personal_data(db.session, user) if user else None)
+
+
+@bp.post("/my-data/delete")
+def delete_my_data() -> str:
+    """Delete the person and their devices; only anonymous totals remain."""
+    user = current_person()
+    if user is not None:
+        people.forget(db.session, user)
+        db.session.commit()
+    session.clear()
+    return render_template("deleted.html")
+
+
+@bp.post("/account")
+@limiter.limit("5/minute")
+def account() -> Response | tuple[str, int]:
+    """Choose a username and PIN to use the same quota on another device."""
+    user = current_person()
+    if user is None:
+        return redirect(url_for("status.index"))
+    try:
+        people.set_account(db.session, user, request.form.get("username", "").strip(), request.form.get("pin", ""))
+    except FleetError as exc:
+        db.session.rollback()
+        message = {"username": _("El usuario debe tener de 1 a 64 letras o números."),
+                   "pin": _("El PIN debe tener al menos 4 caracteres."),
+                   "taken": _("Ese usuario ya existe; elige otro.")}[str(exc)]
+        return render_template("error.html", message=message), 400
+    db.session.commit()
+    return redirect(url_for("status.my_data"))
+
+
+@bp.get("/lang/<code>")
+def language(code: str) -> Response:
+    """Switch language and go back to a page of this site (no JavaScript needed)."""
+    next_url = request.args.get("next", "/")
+    if not next_url.startswith("/") or next_url.startswith("//") or "\\" in next_url:
+        next_url = "/"                                    # no open redirect
+    response = redirect(next_url)
+    if code in ("es", "en"):
+        response.set_cookie("lang", code, max_age=365 * 86400, samesite="Lax", httponly=True)
+    return response
