@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench fuzz clean tools
+.PHONY: run test lint bench fuzz clean tools catalogs
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -12,7 +12,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# gettext catalogs: Spanish is the source language; English is compiled from portal/translations.
+catalogs: $(STAMP)
+	@$(BIN)/pybabel compile -d portal/translations >/dev/null
+
+run: $(STAMP) catalogs
 	$(BIN)/conecta init --demo
 	$(BIN)/conecta run
 
@@ -23,7 +27,7 @@ tools:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq freeradius-utils >/dev/null) || \
 	  echo "note: radclient not installed; its tests will be skipped"; }
 
-test: $(STAMP) tools
+test: $(STAMP) tools catalogs
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
