@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, fields
@@ -33,6 +34,8 @@ class Settings:
     portal_port: int
     policy_dir: Path
     timezone: str
+    # Citizens behind a NAS that NATs share one address: keep this generous; the per-MAC limit is strict.
+    portal_ip_limit: str = "120/minute"
 
     @property
     def production(self) -> bool:
@@ -49,7 +52,7 @@ _DEFAULTS = {
     "data_dir": "./instance", "database_url": "", "redis_url": "", "secret_key": "",
     "env": "development", "radius_host": "0.0.0.0", "radius_auth_port": "1812",
     "radius_acct_port": "1813", "portal_host": "0.0.0.0", "portal_port": "8080",
-    "policy_dir": str(POLICY_DIR), "timezone": "America/Mexico_City",
+    "policy_dir": str(POLICY_DIR), "timezone": "America/Mexico_City", "portal_ip_limit": "120/minute",
 }
 
 
@@ -119,7 +122,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         radius_acct_port=_port("radius_acct_port", values["radius_acct_port"]),
         portal_host=values["portal_host"], portal_port=_port("portal_port", values["portal_port"]),
         policy_dir=Path(values["policy_dir"]).expanduser().resolve(), timezone=values["timezone"],
+        portal_ip_limit=_rate_limit(values["portal_ip_limit"]),
     )
+
+
+def _rate_limit(value: str) -> str:
+    if not re.fullmatch(r"\d+\s*/\s*(second|minute|hour|day)", value.strip()):
+        raise SettingsError(f"CONECTA_PORTAL_IP_LIMIT: {value!r} is not like '120/minute'")
+    return value.strip()
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -17,6 +17,11 @@ CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' 
 limiter = Limiter(key_func=get_remote_address, strategy="fixed-window")
 
 
+def ip_limit() -> str:
+    """The per-address limit from settings (generous: a NAS may NAT a whole park)."""
+    return current_app.config["CONECTA"].portal_ip_limit
+
+
 def mac_key() -> str:
     """Rate-limit key: the client MAC the access point reported (else the address)."""
     from flask import session

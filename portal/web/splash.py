@@ -13,7 +13,7 @@ from portal import credentials, people
 from portal.arrival import Arrival, ArrivalError, NasView, handoff, parse_arrival
 from portal.model import AGE_BANDS, GENDERS, Nas, Site, User
 from portal.web import db
-from portal.web.security import limiter, mac_key
+from portal.web.security import ip_limit, limiter, mac_key
 
 bp = Blueprint("splash", __name__)
 log = logging.getLogger("conecta.portal")
@@ -102,7 +102,7 @@ def _go_online(user: User) -> Response | tuple[str, int]:
 
 
 @bp.post("/register")
-@limiter.limit("10/minute")
+@limiter.limit(ip_limit)
 @limiter.limit("5/minute", key_func=mac_key)
 def register() -> Response | tuple[str, int]:
     """Register once: gender, age band, community and consent; then go online."""
@@ -133,7 +133,8 @@ def _error_text(fault: str) -> str:
 
 
 @bp.post("/connect")
-@limiter.limit("20/minute")
+@limiter.limit(ip_limit)
+@limiter.limit("10/minute", key_func=mac_key)
 def connect() -> Response | tuple[str, int]:
     """Come back with one tap on a remembered device."""
     user = current_person()
@@ -147,7 +148,7 @@ def connect() -> Response | tuple[str, int]:
 
 
 @bp.post("/login")
-@limiter.limit("10/minute")
+@limiter.limit(ip_limit)
 @limiter.limit("5/minute", key_func=mac_key)
 def login() -> Response | tuple[str, int]:
     """Use an account (username + PIN or password) on another device."""

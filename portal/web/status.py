@@ -14,7 +14,7 @@ from portal import people, quota
 from portal.fleet import FleetError
 from portal.model import FAULT_CATEGORIES, FaultReport, Session, Site
 from portal.web import db
-from portal.web.security import limiter
+from portal.web.security import ip_limit, limiter, mac_key
 from portal.web.splash import current_arrival, current_person, redis_client
 
 bp = Blueprint("status", __name__)
@@ -60,7 +60,8 @@ def index() -> str:
 
 
 @bp.post("/fault")
-@limiter.limit("5/minute")
+@limiter.limit(ip_limit)
+@limiter.limit("5/minute", key_func=mac_key)
 def fault() -> Response | tuple[str, int]:
     """Report a fault at the site the citizen is at (no personal data is stored with it)."""
     arrival = current_arrival()
@@ -91,7 +92,8 @@ def delete_my_data() -> str:
 
 
 @bp.post("/account")
-@limiter.limit("5/minute")
+@limiter.limit(ip_limit)
+@limiter.limit("5/minute", key_func=mac_key)
 def account() -> Response | tuple[str, int]:
     """Choose a username and PIN to use the same quota on another device."""
     user = current_person()
