@@ -13,6 +13,7 @@ import click
 from policies import PolicyError, load_policies
 from portal import logs
 from portal.fleet import FleetError
+from portal.reports import ReportError
 
 
 class Context:
@@ -54,7 +55,7 @@ class ConectaGroup(click.Group):
         from portal.settings import SettingsError
         try:
             return super().invoke(ctx)
-        except (FleetError, PolicyError, SettingsError) as exc:
+        except (FleetError, PolicyError, SettingsError, ReportError) as exc:
             raise click.ClickException(str(exc)) from None
         except (OperationalError, ProgrammingError) as exc:
             first = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
@@ -170,6 +171,7 @@ def counters_rebuild(c: Context) -> None:
     click.echo(f"counters rebuilt for {n} people")
 
 
-from portal import cli_fleet  # noqa: E402  - registers the site/nas/user/staff groups
+from portal import cli_fleet, cli_report  # noqa: E402  - register the sub-command groups
 
 cli_fleet.register(main)
+cli_report.register(main)

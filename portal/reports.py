@@ -1,0 +1,154 @@
+"""The report query layer shared by `conecta report usage`, the staff console and /api/v1/reports.
+
+Queries run over the usage_daily rollup (kept current on ingest), never over raw accounting.
+Rows are plain dicts: the --by columns, then users, sessions, seconds, bytes_down, bytes_up.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DbSession
+
+from portal.model import Site, UsageDaily, User
+
+DIMENSIONS = ("site", "site_kind", "gender", "age_band", "day", "month")
+METRICS = ("users", "sessions", "seconds", "bytes_down", "bytes_up")
+MAX_DAYS = 3 * 366
+
+
+class ReportError(ValueError):
+    """A report request that cannot be answered (bad dates, unknown dimension)."""
+
+
+def parse_by(text: str) -> list[str]:
+    """'site,gender' -> ['site', 'gender'], refusing anything but the known dimensions."""
+    parts = [p.strip() for p in (text or "").split(",") if p.strip()]
+    unknown = [p for p in parts if p not in DIMENSIONS]
+    if unknown:
+        raise ReportError(f"unknown --by column {unknown[0]!r} (use {', '.join(DIMENSIONS)})")
+    if len(set(parts)) != len(parts):
+        raise ReportError("a --by column is repeated")
+    return parts
+
+
+def parse_day(text: str, what: str) -> date:
+    """An ISO date, with a clear error."""
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ReportError(f"{what}: {text!r} is not a date like 2026-11-01") from None
+
+
+def _month_expr(db: DbSession):  # noqa: ANN202 - SQL expression
+    if db.get_bind().dialect.name == "postgresql":
+        return func.to_char(UsageDaily.day, "YYYY-MM")
+    return func.strftime("%Y-%m", UsageDaily.day)
+
+
+def _columns(db: DbSession, by: list[str]) -> dict:
+    return {"site": Site.name, "site_kind": Site.kind, "gender": User.gender, "age_band": User.age_band,
+            "day": UsageDaily.day, "month": _month_expr(db)}
+
+
+def usage(db: DbSession, start: date, end: date, by: list[str], min_cell: int = 0) -> list[dict]:
+    """Usage between two local days (inclusive), grouped by `by`, small cells suppressed."""
+    if end < start:
+        raise ReportError("--to is before --from")
+    if (end - start).days > MAX_DAYS:
+        raise ReportError("the range is longer than three years; ask for less")
+    columns = _columns(db, by)
+    selected = [columns[d].label(d) for d in by]
+    query = (select(*selected, func.count(func.distinct(UsageDaily.user_id)).label("users"),
+                    func.sum(UsageDaily.sessions).label("sessions"), func.sum(UsageDaily.seconds).label("seconds"),
+                    func.sum(UsageDaily.bytes_down).label("bytes_down"),
+                    func.sum(UsageDaily.bytes_up).label("bytes_up"))
+             .select_from(UsageDaily).where(UsageDaily.day >= start, UsageDaily.day <= end))
+    if {"site", "site_kind"} & set(by):
+        query = query.join(Site, Site.id == UsageDaily.site_id)
+    if {"gender", "age_band"} & set(by):
+        query = query.outerjoin(User, User.id == UsageDaily.user_id)
+    if by:
+        query = query.group_by(*[columns[d] for d in by]).order_by(*[columns[d] for d in by])
+    rows = []
+    for row in db.execute(query):
+        item = {d: _plain(getattr(row, d), d) for d in by}
+        item.update({m: int(getattr(row, m) or 0) for m in METRICS})
+        rows.append(suppress(item, min_cell))
+    return rows
+
+
+def _plain(value: object, dimension: str) -> object:
+    if value is None and dimension in ("gender", "age_band"):
+        return "undisclosed"   # a person who deleted their data: still counted, never named
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def suppress(row: dict, min_cell: int) -> dict:
+    """Blank the figures of a cell with fewer than `min_cell` distinct people."""
+    if min_cell and row["users"] < min_cell:
+        return {**{k: v for k, v in row.items() if k not in METRICS}, **dict.fromkeys(METRICS), "suppressed": True}
+    return {**row, "suppressed": False}
+
+
+def to_csv(rows: list[dict], by: list[str]) -> str:
+    """CSV with the --by columns, the metrics and `suppressed`; text cells neutralised for spreadsheets."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*by, *METRICS, "suppressed"])
+    for row in rows:
+        writer.writerow([safe_cell(row[d]) for d in by] + ["" if row[m] is None else row[m] for m in METRICS]
+                        + ["true" if row["suppressed"] else "false"])
+    return out.getvalue()
+
+
+def safe_cell(value: object) -> object:
+    """Prefix text that a spreadsheet would run as a formula (=, +, -, @, tab, CR) with a quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def to_json(rows: list[dict]) -> str:
+    """A JSON array of row objects."""
+    return json.dumps(rows, ensure_ascii=False)
+
+
+def default_period(today: date) -> tuple[date, date]:
+    """The current month so far."""
+    return today.replace(day=1), today
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    """'2026-11' -> (2026-11-01, 2026-11-30)."""
+    first = parse_day(f"{month}-01", "month")
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    return first, nxt - timedelta(days=1)
+
+
+def to_xlsx(rows: list[dict], by: list[str]) -> bytes:
+    """An XLSX workbook of the rows; text neutralised against formulas like CSV."""
+    from openpyxl import Workbook
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("usage")
+    sheet.append([*by, *METRICS, "suppressed"])
+    for row in rows:
+        sheet.append([safe_cell(row[d]) for d in by] + [row[m] for m in METRICS] + [row["suppressed"]])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def to_table(rows: list[dict], by: list[str]) -> str:
+    """A plain-text table for the terminal."""
+    header = [*by, *METRICS]
+    cells = [[str(r[c]) if r[c] is not None else "·" for c in header] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(v.rjust(w) if i >= len(by) else v.ljust(w) for i, (v, w) in enumerate(zip(c, widths)))
+              for c in cells]
+    return "\n".join(lines)

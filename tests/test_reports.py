@@ -1,0 +1,113 @@
+"""Report figures against sums the test computes from accounting it sent through real RADIUS."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import date
+
+import pytest
+
+from portal import reports
+from tests.conftest import add_user
+from tests.radiusclient import Nas
+
+GENDERS = ["female", "male", "female", "nonbinary", "female", "male", "undisclosed"]
+
+
+def _send_usage(radius_server, dictionary, db_factory, policies, people: int) -> dict:
+    """Each person: one session through RADIUS; returns expected totals per gender."""
+    nas = Nas(radius_server, dictionary)
+    expected: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for i in range(people):
+        gender = GENDERS[i % len(GENDERS)]
+        add_user(db_factory, policies, f"p{i}", f"pass{i:04d}", gender=gender, age_band="18-29")
+        reply = nas.auth(f"p{i}", f"pass{i:04d}", mac=f"AA-BB-CC-00-01-{i:02X}")
+        seconds, down, up = 60 * (i + 1), 1000 * (i + 7), 10 * i
+        nas.acct("Start", f"r{i}", f"p{i}", reply=reply, mac=f"AA-BB-CC-00-01-{i:02X}")
+        nas.acct("Stop", f"r{i}", f"p{i}", seconds, up, down, reply=reply, mac=f"AA-BB-CC-00-01-{i:02X}")
+        for key in (gender, "*"):
+            row = expected[key]
+            row["users"] += 1
+            row["sessions"] += 1
+            row["seconds"] += seconds
+            row["bytes_down"] += down
+            row["bytes_up"] += up
+    time.sleep(0.3)
+    return expected
+
+
+def test_usage_by_gender_matches_what_was_sent(radius_server, dictionary, db_factory, policies, clock):
+    expected = _send_usage(radius_server, dictionary, db_factory, policies, 14)
+    day = clock().astimezone(radius_server.settings.tz).date()
+    with db_factory() as db:
+        rows = reports.usage(db, day.replace(day=1), day, ["site", "gender"], min_cell=0)
+        total = reports.usage(db, day, day, [], min_cell=0)
+    by_gender = {r["gender"]: r for r in rows}
+    assert set(by_gender) == {"female", "male", "nonbinary", "undisclosed"}
+    for gender, row in by_gender.items():
+        assert row["site"] == "Parque Central"
+        assert {m: row[m] for m in reports.METRICS} == dict(expected[gender])
+    assert {m: total[0][m] for m in reports.METRICS} == dict(expected["*"])
+
+
+@pytest.mark.parametrize(("people", "suppressed"), [(4, True), (5, False), (6, False)])
+def test_small_cells_are_suppressed_below_k(people, suppressed, radius_server, dictionary, db_factory,
+                                            policies, clock):
+    nas = Nas(radius_server, dictionary)
+    for i in range(people):
+        add_user(db_factory, policies, f"v{i}", f"pass{i:04d}", gender="female")
+        nas.acct("Stop", f"v{i}", f"v{i}", 60, 0, 1000, mac=f"AA-BB-CC-00-02-{i:02X}")
+    time.sleep(0.3)
+    day = clock().astimezone(radius_server.settings.tz).date()
+    with db_factory() as db:
+        (row,) = reports.usage(db, day, day, ["gender"], min_cell=5)
+    assert row["suppressed"] is suppressed
+    if suppressed:
+        assert all(row[m] is None for m in reports.METRICS)
+    else:
+        assert (row["users"], row["seconds"], row["bytes_down"]) == (people, 60 * people, 1000 * people)
+
+
+def test_cli_formats_and_bad_input(radius_server, dictionary, db_factory, policies, clock, settings, tmp_path):
+    _send_usage(radius_server, dictionary, db_factory, policies, 7)
+    day = clock().astimezone(radius_server.settings.tz).date().isoformat()
+    env = {**os.environ, "CONECTA_DATABASE_URL": settings.database_url, "CONECTA_DATA_DIR": str(settings.data_dir)}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "portal", "report", "usage", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    out = run("--from", day, "--to", day, "--by", "gender", "--format", "csv", "--min-cell", "3")
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert [r["gender"] for r in rows] == ["female", "male", "nonbinary", "undisclosed"]
+    assert rows[0]["users"] == "3" and rows[0]["suppressed"] == "false"
+    assert rows[2]["users"] == "" and rows[2]["suppressed"] == "true"        # one nonbinary person
+    data = json.loads(run("--from", day, "--to", day, "--by", "gender,day", "--format", "json").stdout)
+    assert all(r["suppressed"] for r in data)                                   # default K=5
+    xlsx = tmp_path / "u.xlsx"
+    assert run("--from", day, "--to", day, "--by", "site", "--format", "xlsx", "--output", str(xlsx),
+               "--min-cell", "0").returncode == 0
+    from openpyxl import load_workbook
+    sheet = load_workbook(xlsx).active
+    assert [c.value for c in sheet[1]][:2] == ["site", "users"] and sheet[2][1].value == 7
+    for bad, message in ((("--from", "2026-02-30", "--to", day), "not a date"),
+                         (("--from", day, "--to", "2020-01-01"), "before"),
+                         (("--from", "2019-01-01", "--to", day), "three years"),
+                         (("--from", day, "--to", day, "--by", "site;DROP TABLE users"), "unknown --by")):
+        result = run(*bad)
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_spreadsheet_formulas_are_neutralised():
+    rows = [reports.suppress({"site": "=HYPERLINK(\"http://x\")", "users": 9, "sessions": 1, "seconds": 1,
+                              "bytes_down": 1, "bytes_up": 1}, 5)]
+    text = reports.to_csv(rows, ["site"])
+    assert "'=HYPERLINK" in text
+    assert reports.month_bounds("2026-02") == (date(2026, 2, 1), date(2026, 2, 28))
