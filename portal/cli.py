@@ -171,6 +171,27 @@ def counters_rebuild(c: Context) -> None:
     click.echo(f"counters rebuilt for {n} people")
 
 
+@main.command()
+@click.option("--people", default=300, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 366))
+@click.option("--seed", default=7, show_default=True, type=int)
+@pass_ctx
+def simulate(c: Context, people: int, days: int, seed: int) -> None:
+    """Play access points and citizens through the real RADIUS path (sites named after a real program)."""
+    from portal import simulate as sim
+    from portal.db import session_factory
+    from portal.redisconn import connect
+    settings = c.settings
+    with redis_url(settings) as url:
+        bar = click.progressbar(length=1, label="simulating", file=sys.stderr)
+        with bar:
+            def total(n: int) -> None:
+                bar.length = n
+            played, rejected = sim.run(settings, c.policies, session_factory(c.engine), connect(url),
+                                       people, days, seed, bar.update, total)
+    click.echo(f"{played} visits played through RADIUS over {days} days; {rejected} refused by policy")
+
+
 from portal import cli_fleet, cli_report  # noqa: E402  - register the sub-command groups
 
 cli_fleet.register(main)
