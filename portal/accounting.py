@@ -16,7 +16,7 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DbSession
 
-from portal.model import AcctRecord, Session, UsageDaily
+from portal.model import AcctRecord, Session, UsageDaily, User
 
 STATUSES = {1: "start", 2: "stop", 3: "interim", 7: "on", 8: "off"}
 
@@ -153,8 +153,14 @@ def _close_nas_sessions(db: DbSession, e: AcctEvent, result: BatchResult) -> Non
 def _upsert_usage(db: DbSession, usage: dict) -> None:
     if not usage:
         return
+    people = {row.id: row for row in db.execute(select(User.id, User.gender, User.age_band)
+                                               .where(User.id.in_({uid for uid, _, _ in usage})))}
+    undisclosed = ("undisclosed", "undisclosed")
     rows = [{"user_id": uid, "day": day, "site_id": site, "sessions": v[0], "seconds": v[1],
-             "bytes_down": v[2], "bytes_up": v[3]} for (uid, day, site), v in usage.items()]
+             "bytes_down": v[2], "bytes_up": v[3],
+             "gender": (people[uid].gender if uid in people else undisclosed[0]),
+             "age_band": (people[uid].age_band if uid in people else undisclosed[1])}
+            for (uid, day, site), v in usage.items()]
     stmt = _insert(db)(UsageDaily)
     ex = stmt.excluded
     stmt = stmt.on_conflict_do_update(

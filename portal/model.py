@@ -156,6 +156,9 @@ class UsageDaily(Base):
     seconds: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Snapshots taken at ingest: reports need no join, and survive a person deleting their data.
+    gender: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")
+    age_band: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")
 
 
 class Disconnect(Base):

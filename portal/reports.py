@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
-from portal.model import Site, UsageDaily, User
+from portal.model import Site, UsageDaily
 
 DIMENSIONS = ("site", "site_kind", "gender", "age_band", "day", "month")
 METRICS = ("users", "sessions", "seconds", "bytes_down", "bytes_up")
@@ -51,7 +51,7 @@ def _month_expr(db: DbSession):  # noqa: ANN202 - SQL expression
 
 
 def _columns(db: DbSession, by: list[str]) -> dict:
-    return {"site": Site.name, "site_kind": Site.kind, "gender": User.gender, "age_band": User.age_band,
+    return {"site": Site.name, "site_kind": Site.kind, "gender": UsageDaily.gender, "age_band": UsageDaily.age_band,
             "day": UsageDaily.day, "month": _month_expr(db)}
 
 
@@ -70,21 +70,17 @@ def usage(db: DbSession, start: date, end: date, by: list[str], min_cell: int = 
              .select_from(UsageDaily).where(UsageDaily.day >= start, UsageDaily.day <= end))
     if {"site", "site_kind"} & set(by):
         query = query.join(Site, Site.id == UsageDaily.site_id)
-    if {"gender", "age_band"} & set(by):
-        query = query.outerjoin(User, User.id == UsageDaily.user_id)
     if by:
         query = query.group_by(*[columns[d] for d in by]).order_by(*[columns[d] for d in by])
     rows = []
     for row in db.execute(query):
-        item = {d: _plain(getattr(row, d), d) for d in by}
+        item = {d: _plain(getattr(row, d)) for d in by}
         item.update({m: int(getattr(row, m) or 0) for m in METRICS})
         rows.append(suppress(item, min_cell))
     return rows
 
 
-def _plain(value: object, dimension: str) -> object:
-    if value is None and dimension in ("gender", "age_band"):
-        return "undisclosed"   # a person who deleted their data: still counted, never named
+def _plain(value: object) -> object:
     return value.isoformat() if isinstance(value, date) else value
 
 
