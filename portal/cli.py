@@ -192,6 +192,29 @@ def simulate(c: Context, people: int, days: int, seed: int) -> None:
     click.echo(f"{played} visits played through RADIUS over {days} days; {rejected} refused by policy")
 
 
+@main.command()
+@click.option("--older-than", "older", required=True, help="retention, e.g. 365d")
+@pass_ctx
+def purge(c: Context, older: str) -> None:
+    """Delete personal data and device identifiers past retention; keep the aggregates."""
+    from datetime import timedelta
+
+    from policies.units import UnitError, parse_duration
+    from portal.model import utcnow
+    from portal.retention import purge as run_purge
+    try:
+        days = parse_duration(older)
+    except UnitError as exc:
+        raise click.ClickException(f"--older-than: {exc}") from None
+    if days < 30 * 86400:
+        raise click.ClickException("--older-than: less than 30d would delete live data; refused")
+    with c.db() as db:
+        counts = run_purge(db, utcnow() - timedelta(seconds=days))
+        db.commit()
+    for what, n in counts.items():
+        click.echo(f"{n} {what} deleted")
+
+
 from portal import cli_fleet, cli_report  # noqa: E402  - register the sub-command groups
 
 cli_fleet.register(main)
