@@ -36,6 +36,7 @@ class Settings:
     timezone: str
     # Citizens behind a NAS that NATs share one address: keep this generous; the per-MAC limit is strict.
     portal_ip_limit: str = "120/minute"
+    node_down_after: float = 3.0   # a NAS is down after this many interim intervals without a packet
 
     @property
     def production(self) -> bool:
@@ -53,6 +54,7 @@ _DEFAULTS = {
     "env": "development", "radius_host": "0.0.0.0", "radius_auth_port": "1812",
     "radius_acct_port": "1813", "portal_host": "0.0.0.0", "portal_port": "8080",
     "policy_dir": str(POLICY_DIR), "timezone": "America/Mexico_City", "portal_ip_limit": "120/minute",
+    "node_down_after": "3",
 }
 
 
@@ -123,7 +125,18 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         portal_host=values["portal_host"], portal_port=_port("portal_port", values["portal_port"]),
         policy_dir=Path(values["policy_dir"]).expanduser().resolve(), timezone=values["timezone"],
         portal_ip_limit=_rate_limit(values["portal_ip_limit"]),
+        node_down_after=_multiple(values["node_down_after"]),
     )
+
+
+def _multiple(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 100:
+        raise SettingsError(f"CONECTA_NODE_DOWN_AFTER: {value!r} is not a number from 1 to 100")
+    return number
 
 
 def _rate_limit(value: str) -> str:

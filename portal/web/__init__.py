@@ -58,6 +58,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     security.init_app(app, settings)
     for module in (health, splash, status, capport):
         app.register_blueprint(module.bp)
+    from portal.web import api, staff, staff_manage, staff_reports  # noqa: F401 - routes join staff.bp
+    app.register_blueprint(staff.bp)
+    app.register_blueprint(api.bp)
     _error_pages(app)
     return app
 

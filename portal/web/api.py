@@ -1,0 +1,57 @@
+"""/api/v1: reports for signed-in staff, and always-suppressed open data for everyone."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, jsonify, render_template, request
+
+from portal import reports, staffauth
+from portal.web import csrf, db
+from portal.web.staff import COOKIE
+from portal.web.staff_reports import report_args
+
+bp = Blueprint("api", __name__)
+OPEN_DATA_K = 5
+
+
+@bp.errorhandler(reports.ReportError)
+def bad_request(exc: reports.ReportError) -> tuple[Response, int]:
+    """Malformed filters: 400 with the reason."""
+    return jsonify(error=str(exc)), 400
+
+
+@bp.get("/api/v1/reports")
+@csrf.exempt
+def api_reports() -> tuple[Response, int] | Response:
+    """Usage rows as JSON for a signed-in admin or analyst."""
+    g.staff = staffauth.current(db.session, request.cookies.get(COOKIE))
+    db.session.commit()
+    if g.staff is None:
+        return jsonify(error="sign in first"), 401
+    start, end, by, k = report_args()
+    return jsonify(reports.usage(db.session, start, end, by, k))
+
+
+def _open_rows() -> tuple[str, list[dict], list[str]]:
+    month = request.args.get("month") or reports.default_period(_today())[0].strftime("%Y-%m")
+    start, end = reports.month_bounds(month)
+    by = ["site_kind", "gender", "age_band"]
+    return month, reports.usage(db.session, start, end, by, OPEN_DATA_K), by
+
+
+def _today():  # noqa: ANN202
+    from portal.web.staff_reports import _today as today
+    return today()
+
+
+@bp.get("/api/v1/open-data")
+def open_data() -> Response:
+    """Aggregated figures by kind of site, gender and age band; cells under 5 people never shown."""
+    _month, rows, _by = _open_rows()
+    return jsonify(rows)
+
+
+@bp.get("/open-data")
+def open_data_page() -> str:
+    """The same open data as a page anyone can read."""
+    month, rows, by = _open_rows()
+    return render_template("opendata.html", month=month, rows=rows, by=by)

@@ -1,0 +1,120 @@
+"""Staff console, admin pages: sites, NAS (secrets shown once), people and the policies in force."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import abort, current_app, render_template, request
+from flask_babel import gettext as _
+from sqlalchemy import func, or_, select
+
+from portal import fleet
+from portal.model import SITE_KINDS, VENDORS, Device, Nas, Site, UsageDaily, User
+from portal.retention import pseudonym
+from portal.web import db
+from portal.web.staff import bp, record, role
+from portal.web.status import policies
+
+
+def _form_float(name: str) -> float | None:
+    value = request.form.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise fleet.FleetError(_("%(field)s no es un número", field=name)) from None
+
+
+@bp.route("/sites", methods=["GET", "POST"])
+@role("admin")
+def sites() -> tuple[str, int] | str:
+    """List sites; add one."""
+    error = None
+    if request.method == "POST":
+        try:
+            site = fleet.add_site(db.session, policies(), request.form.get("name", "").strip(),
+                                  request.form.get("kind", ""), request.form.get("policy", ""),
+                                  _form_float("planned_gb_month"), _form_float("lat"), _form_float("lon"))
+            record("site-add", site.name)
+            fleet.commit_or_explain(db.session)
+        except fleet.FleetError as exc:
+            db.session.rollback()
+            error = str(exc)
+    rows = db.session.execute(select(Site, func.count(Nas.id)).outerjoin(Nas, Nas.site_id == Site.id)
+                              .group_by(Site.id).order_by(Site.name)).all()
+    return render_template("staff/sites.html", rows=rows, kinds=SITE_KINDS, policies=sorted(policies()),
+                           error=error), 400 if error else 200
+
+
+@bp.route("/nas", methods=["GET", "POST"])
+@role("admin")
+def nas() -> tuple[str, int] | str:
+    """List NAS; add one (its secret is generated and shown once)."""
+    error, shown = None, None
+    if request.method == "POST":
+        secret = secrets.token_hex(16)
+        spec = fleet.NasSpec(request.form.get("name", "").strip(), request.form.get("site", ""),
+                             request.form.get("ip", ""), secret, request.form.get("vendor", ""))
+        try:
+            row, _warnings = fleet.add_nas(db.session, spec, current_app.config["CONECTA"].production)
+            record("nas-add", row.name)
+            fleet.commit_or_explain(db.session)
+            shown = (row.name, secret)
+        except fleet.FleetError as exc:
+            db.session.rollback()
+            error = str(exc)
+    rows = db.session.execute(select(Nas, Site.name).join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
+    sites = db.session.scalars(select(Site.name).order_by(Site.name)).all()
+    return render_template("staff/nas.html", rows=rows, sites=sites, vendors=VENDORS, error=error,
+                           shown=shown), 400 if error else 200
+
+
+@bp.post("/nas/<int:nas_id>/rotate")
+@role("admin")
+def rotate(nas_id: int) -> str:
+    """Replace a NAS's RADIUS secret; the new one is shown once and never again."""
+    row = db.session.get(Nas, nas_id) or abort(404)
+    secret = secrets.token_hex(16)
+    row.secret = secret
+    record("nas-rotate", row.name)
+    db.session.commit()
+    rows = db.session.execute(select(Nas, Site.name).join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
+    sites = db.session.scalars(select(Site.name).order_by(Site.name)).all()
+    return render_template("staff/nas.html", rows=rows, sites=sites, vendors=VENDORS, shown=(row.name, secret))
+
+
+@bp.get("/people")
+@role("admin")
+def people() -> str:
+    """Find a person by username or device (MAC); only the data needed is shown."""
+    from radius.packets import normalize_mac
+    term = request.args.get("q", "").strip()[:64]
+    found = []
+    if term:
+        mac = normalize_mac(term)
+        query = select(User).outerjoin(Device, Device.user_id == User.id)
+        query = query.where(or_(User.username == term, Device.mac == mac) if mac else User.username == term)
+        found = db.session.scalars(query.distinct().limit(20)).all()
+        record("people-search", "")
+        db.session.commit()
+    key = current_app.config["CONECTA"].secret_key
+    usage = {}
+    for person in found:
+        usage[person.id] = db.session.execute(
+            select(func.sum(UsageDaily.sessions), func.sum(UsageDaily.seconds),
+                   func.sum(UsageDaily.bytes_down + UsageDaily.bytes_up)).where(UsageDaily.user_id == person.id)).one()
+    devices = {p.id: [pseudonym(m, key) for m in db.session.scalars(select(Device.mac).where(Device.user_id == p.id))]
+               for p in found}
+    return render_template("staff/people.html", term=term, found=found, usage=usage, devices=devices)
+
+
+@bp.get("/policies")
+@role("admin", "analyst")
+def policy_list() -> str:
+    """The loaded policy files and which sites use them (read-only)."""
+    used: dict[str, list[str]] = {}
+    for name, policy in db.session.execute(select(Site.name, Site.policy)):
+        used.setdefault(policy, []).append(name)
+    return render_template("staff/policies.html", policies=sorted(policies().values(), key=lambda p: p.name),
+                           used=used)
