@@ -1,0 +1,126 @@
+"""Staff console: sign-in, roles on every route, revocation, back-off, audit, forms and exports."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select, update
+
+from portal import fleet
+from portal.model import AuditEntry, FaultReport, Staff
+from portal.web import create_app
+
+PASSWORD = "correct horse battery staple"
+ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/nas", "/staff/people", "/staff/audit"]
+ANY_STAFF = ["/staff/", "/staff/policies", "/staff/faults", "/staff/reports", "/staff/reports/hours.svg",
+             "/staff/reports/sites.svg", "/staff/reports/export.csv", "/staff/reports/export.xlsx",
+             "/staff/reports/export.json"]
+
+
+@pytest.fixture()
+def app(settings, db_factory, policies, redis_client):
+    with db_factory() as db:
+        fleet.add_site(db, policies, "Parque Central", "park", "parque", planned_gb_month=10)
+        fleet.add_staff(db, "admin@city.mx", "admin", PASSWORD)
+        fleet.add_staff(db, "analista@city.mx", "analyst", PASSWORD)
+        db.commit()
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    return app
+
+
+def token(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def sign_in(client, email: str, password: str = PASSWORD):
+    page = client.get("/staff/login").get_data(as_text=True)
+    return client.post("/staff/login", data={"csrf_token": token(page), "email": email, "password": password})
+
+
+def test_roles_on_every_route(app, db_factory):
+    anonymous = app.test_client()
+    for path in ADMIN_ONLY + ANY_STAFF:
+        response = anonymous.get(path)
+        assert response.status_code == 302 and response.headers["Location"].endswith("/staff/login"), path
+    analyst = app.test_client()
+    assert sign_in(analyst, "analista@city.mx").status_code == 302
+    for path in ANY_STAFF:
+        assert analyst.get(path).status_code == 200, path
+    for path in ADMIN_ONLY:
+        assert analyst.get(path).status_code == 403, path
+    with db_factory() as db:
+        refused = db.scalars(select(AuditEntry.target).where(AuditEntry.outcome == "forbidden")).all()
+    assert sorted(refused) == sorted(ADMIN_ONLY)
+    admin = app.test_client()
+    sign_in(admin, "admin@city.mx")
+    for path in ADMIN_ONLY + ANY_STAFF:
+        assert admin.get(path).status_code == 200, path
+
+
+def test_logout_and_disabling_revoke_the_session_on_the_server(app, db_factory):
+    client = app.test_client()
+    sign_in(client, "admin@city.mx")
+    cookie = client.get_cookie("conecta_staff").value
+    page = client.get("/staff/").get_data(as_text=True)
+    client.post("/staff/logout", data={"csrf_token": token(page)})
+    replay = app.test_client()
+    replay.set_cookie("conecta_staff", cookie)
+    assert replay.get("/staff/").status_code == 302                   # the old cookie is dead
+    sign_in(client, "admin@city.mx")
+    with db_factory.begin() as db:
+        db.execute(update(Staff).where(Staff.email == "admin@city.mx").values(disabled=True))
+    assert client.get("/staff/").status_code == 302
+
+
+def test_back_off_after_failures_with_one_generic_error(app):
+    client = app.test_client()
+    first = sign_in(client, "admin@city.mx", "wrong")
+    unknown = sign_in(client, "nobody@city.mx", "wrong")
+    assert first.status_code == unknown.status_code == 401
+    assert "incorrectos" in first.get_data(as_text=True) and "incorrectos" in unknown.get_data(as_text=True)
+    for _ in range(4):
+        sign_in(client, "admin@city.mx", "wrong")
+    locked = sign_in(client, "admin@city.mx")                          # even the right password waits
+    assert locked.status_code == 429 and "Espera" in locked.get_data(as_text=True)
+
+
+def test_forms_need_csrf_and_gets_change_nothing(app, db_factory):
+    client = app.test_client()
+    sign_in(client, "admin@city.mx")
+    assert client.post("/staff/sites", data={"name": "X", "kind": "park", "policy": "parque"}).status_code == 400
+    assert client.get("/staff/logout").status_code == 405
+    page = client.get("/staff/sites").get_data(as_text=True)
+    bad = client.post("/staff/sites", data={"csrf_token": token(page), "name": "Y", "kind": "castle",
+                                            "policy": "parque"})
+    assert bad.status_code == 400 and "castle" in bad.get_data(as_text=True)
+    ok = client.post("/staff/sites", data={"csrf_token": token(page), "name": "=HYPERLINK(\"http://evil\")",
+                                           "kind": "plaza", "policy": "parque", "planned_gb_month": "5"})
+    assert ok.status_code == 200
+    with db_factory() as db:
+        assert db.scalar(select(AuditEntry.target).where(AuditEntry.action == "site-add")) == '=HYPERLINK("http://evil")'
+
+
+def test_markup_is_escaped_and_filters_are_not_sql(app, db_factory):
+    with db_factory.begin() as db:
+        db.add(FaultReport(site_id=1, category="other", text="<script>alert(1)</script>"))
+    client = app.test_client()
+    sign_in(client, "analista@city.mx")
+    html = client.get("/staff/faults").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    for query in ("by=site;DROP TABLE users", "from=2026-01-01'--", "min_cell=0 OR 1=1", "from=2019-01-01&to=2026-11-01"):
+        assert client.get(f"/staff/reports?{query}").status_code == 400, query
+    assert client.get("/staff/reports/export.csv?by=gender&min_cell=1").status_code == 200
+    assert client.get("/api/v1/reports?by=site%27").status_code == 400
+
+
+def test_new_nas_secret_shown_once(app, db_factory):
+    client = app.test_client()
+    sign_in(client, "admin@city.mx")
+    page = client.get("/staff/nas").get_data(as_text=True)
+    created = client.post("/staff/nas", data={"csrf_token": token(page), "name": "ap-9", "site": "Parque Central",
+                                              "ip": "10.9.0.1", "vendor": "mikrotik"}).get_data(as_text=True)
+    secret = re.search(r"<code>([0-9a-f]{32})</code>", created).group(1)
+    assert secret not in client.get("/staff/nas").get_data(as_text=True)
+    assert secret not in client.get("/staff/audit").get_data(as_text=True)
