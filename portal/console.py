@@ -29,8 +29,12 @@ class Node:
     up: bool
 
 
-def node_board(db: DbSession, r: redis.Redis | None, interim: int, multiple: float, now: datetime) -> list[Node]:
-    """Every NAS with its last packet (Redis, else SQL), live sessions and open faults; down when silent."""
+def node_board(db: DbSession, r: redis.Redis | None, interim_of: dict[str, int], multiple: float,
+               now: datetime) -> list[Node]:
+    """Every NAS with its last packet (Redis, else SQL), live sessions and open faults.
+
+    A NAS is down when silent for longer than `multiple` interim intervals of its site's policy.
+    """
     seen = {}
     if r is not None:
         try:
@@ -41,10 +45,11 @@ def node_board(db: DbSession, r: redis.Redis | None, interim: int, multiple: flo
                            .group_by(Session.nas_id)).all())
     faults = dict(db.execute(select(FaultReport.nas_id, func.count()).where(FaultReport.status != "resolved")
                              .group_by(FaultReport.nas_id)).all())
-    limit = timedelta(seconds=interim * multiple)
     nodes = []
-    rows = db.execute(select(Nas, Site.name).join(Site, Site.id == Nas.site_id).order_by(Site.name, Nas.name))
-    for nas, site in rows:
+    rows = db.execute(select(Nas, Site.name, Site.policy).join(Site, Site.id == Nas.site_id)
+                      .order_by(Site.name, Nas.name))
+    for nas, site, policy in rows:
+        limit = timedelta(seconds=interim_of.get(policy, 300) * multiple)
         last = max([t for t in (seen.get(nas.id), nas.last_seen) if t is not None], default=None)
         nodes.append(Node(nas.id, nas.name, site, nas.vendor, nas.ip, last, live.get(nas.id, 0),
                           faults.get(nas.id, 0), last is not None and now - last <= limit))

@@ -125,3 +125,37 @@ def test_new_nas_secret_shown_once(app, db_factory):
     secret = re.search(r"<code>([0-9a-f]{32})</code>", created).group(1)
     assert secret not in client.get("/staff/nas").get_data(as_text=True)
     assert secret not in client.get("/staff/audit").get_data(as_text=True)
+
+
+def test_node_board_and_staff_disconnect(app, db_factory, policies, dictionary, radius_server, nas_id, clock):
+    """A live NAS shows up; a silent one is down; staff cut a live session with RFC 5176."""
+    from sqlalchemy import update as sql_update
+
+    from portal.model import Disconnect
+    from portal.model import Nas as NasRow
+    from tests.conftest import add_user
+    from tests.radiusclient import Nas
+    from tests.test_quota import FakeCoaNas
+    coa = FakeCoaNas(dictionary)
+    with db_factory.begin() as db:
+        db.execute(sql_update(NasRow).where(NasRow.id == nas_id).values(coa_port=coa.port))
+        fleet.add_nas(db, fleet.NasSpec("ap-silent", "Parque Central", "10.0.0.99", "s" * 20, "generic"), False)
+    radius_server.registry.load()
+    try:
+        add_user(db_factory, policies, "ana", "anapass123")
+        nas = Nas(radius_server, dictionary)
+        nas.acct("Start", "live-1", "ana", reply=nas.auth("ana", "anapass123"))
+        radius_server.registry.flush_seen(radius_server.redis, to_db=True)
+        client = app.test_client()
+        sign_in(client, "admin@city.mx")
+        board = client.get("/staff/").get_data(as_text=True)
+        assert re.search(r"ap-coova-127\.0\.0\.1</td><td class=\"up\">", board)
+        assert re.search(r"ap-silent</td><td class=\"down\">", board)
+        page = client.get("/staff/sessions").get_data(as_text=True)
+        action = re.search(r'action="(/staff/sessions/\d+/disconnect)"', page).group(1)
+        assert client.post(action, data={"csrf_token": token(page)}).status_code == 302
+        with db_factory() as db:
+            assert db.scalar(select(Disconnect.result).where(Disconnect.reason == "staff")) == "ack"
+        assert coa.received[0]["Acct-Session-Id"] == ["live-1"]
+    finally:
+        coa.close()

@@ -14,6 +14,7 @@ from portal import console, staffauth
 from portal.model import FAULT_STATUSES, FaultReport, Nas, Session, Site, utcnow
 from portal.web import db
 from portal.web.splash import redis_client
+from portal.web.status import policies
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 COOKIE = "conecta_staff"
@@ -81,7 +82,8 @@ def logout() -> Response:
 
 def _nodes() -> list[console.Node]:
     settings = current_app.config["CONECTA"]
-    return console.node_board(db.session, redis_client(), 300, settings.node_down_after, utcnow())
+    interim_of = {name: p.interim_interval for name, p in policies().items()}
+    return console.node_board(db.session, redis_client(), interim_of, settings.node_down_after, utcnow())
 
 
 @bp.get("/")
