@@ -1,0 +1,52 @@
+"""The staff console in headless Chromium: sign in, a report with its SVG chart, and a CSV export."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from portal import fleet
+from portal.web import create_app
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture()
+def console_url(settings, db_factory, policies, redis_client):
+    with db_factory() as db:
+        fleet.add_site(db, policies, "Parque Central", "park", "parque", planned_gb_month=10)
+        fleet.add_staff(db, "analista@city.mx", "analyst", "correct horse battery staple")
+        db.commit()
+    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_console_report_chart_and_export(console_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_context(accept_downloads=True).new_page()
+        page.goto(f"{console_url}/staff/")
+        page.fill("#email", "analista@city.mx")
+        page.fill("#password", "correct horse battery staple")
+        page.click("button[type=submit]")
+        assert page.url.endswith("/staff/")
+        page.click("text=Reportes")
+        page.wait_for_load_state("networkidle")
+        widths = page.eval_on_selector_all("main img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
+        assert len(widths) == 2 and all(w > 100 for w in widths)          # both SVG charts rendered
+        with page.expect_download() as info:
+            page.click("text=CSV")
+        path = tmp_path / "export.csv"
+        info.value.save_as(path)
+        assert path.read_text().splitlines()[0] == "site,gender,users,sessions,seconds,bytes_down,bytes_up,suppressed"
+        browser.close()
