@@ -7,7 +7,7 @@ period; evaluation returns a value and never raises or logs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 
 from policies.messages import gettext as _
 from policies.model import Policy
@@ -85,7 +85,9 @@ def _reset_words(period: str, now: datetime) -> str:
 
 def _exhausted(counter: Counter, amount: int, now: datetime) -> Decision:
     what = human_duration(amount) if counter.kind == "time" else human_size(amount)
-    if counter.period == "day":
+    if what == "1 hora":   # "Usaste tus 1 hora" is not Spanish
+        text = _("Usaste tu hora de hoy.") if counter.period == "day" else _("Usaste tu hora de este mes.")
+    elif counter.period == "day":
         text = _("Usaste tus %(what)s de hoy.") % {"what": what}
     else:
         text = _("Usaste tus %(what)s de este mes.") % {"what": what}
@@ -105,8 +107,10 @@ def seconds_to_close(policy: Policy, now: datetime) -> int | None:
         return 0
     close = datetime.combine(now.date(), policy.close, tzinfo=now.tzinfo)
     if close <= now:
-        close += timedelta(days=1)
-    return max(1, int((close - now).total_seconds()))
+        close = datetime.combine(now.date() + timedelta(days=1), policy.close, tzinfo=now.tzinfo)
+    # Aware datetimes sharing a tzinfo subtract as wall-clock times: go through UTC so the night
+    # daylight saving time ends (or starts) counts its real length.
+    return max(1, int((close.astimezone(timezone.utc) - now.astimezone(timezone.utc)).total_seconds()))
 
 
 def _clock(value: time) -> str:

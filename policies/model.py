@@ -113,6 +113,8 @@ def policy_from_dict(data: dict, where: str) -> Policy:
         raise PolicyError(f"{where}: accounting.interim_interval must be at least 60s")
     if limits.session_time and limits.daily_time and limits.session_time > limits.daily_time:
         raise PolicyError(f"{where}: limits.session_time is longer than limits.daily_time")
+    if limits.daily_time and limits.monthly_time and limits.daily_time > limits.monthly_time:
+        raise PolicyError(f"{where}: limits.daily_time is longer than limits.monthly_time")
     if limits.daily_data and limits.monthly_data and limits.daily_data > limits.monthly_data:
         raise PolicyError(f"{where}: limits.daily_data is more than limits.monthly_data")
     if limits.daily_time and limits.daily_time > 86400:

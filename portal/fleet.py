@@ -174,7 +174,17 @@ def read_user_csv(text: str, policies: dict[str, Policy]) -> list[dict]:
         raise FleetError("line 1: the header must name at least username and password")
     if unknown:
         raise FleetError(f"line 1, column {unknown[0]!r}: unknown column (known: {', '.join(CSV_COLUMNS)})")
+    repeated = [h for h in header if header.count(h) > 1]
+    if repeated:
+        raise FleetError(f"line 1, column {repeated[0]!r}: named twice in the header")
     reader.fieldnames = header
+    try:
+        return _read_rows(reader, policies)
+    except csv.Error as exc:
+        raise FleetError(f"line {reader.line_num + 1}: not valid CSV ({exc})") from None
+
+
+def _read_rows(reader: csv.DictReader, policies: dict[str, Policy]) -> list[dict]:
     rows, seen = [], {}
     for row in reader:
         line = reader.line_num
@@ -188,7 +198,7 @@ def read_user_csv(text: str, policies: dict[str, Policy]) -> list[dict]:
             first = seen[values["username"]]
             raise FleetError(f"line {line}, column username: {values['username']!r} repeats line {first}")
         seen[values["username"]] = line
-        rows.append(values)
+        rows.append({**values, "line": line})
     if not rows:
         raise FleetError("the file has a header but no accounts")
     return rows
@@ -197,15 +207,17 @@ def read_user_csv(text: str, policies: dict[str, Policy]) -> list[dict]:
 def import_users(db: DbSession, rows: list[dict], progress: Callable[[int], None] = lambda n: None,
                  chunk: int = 1000) -> int:
     """Insert validated rows in one transaction (the caller commits or rolls back); all or nothing."""
-    names = [r["username"] for r in rows]
+    line_of = {r["username"]: r.get("line") for r in rows}
+    names = list(line_of)
     for start in range(0, len(names), chunk):
         taken = db.scalars(select(User.username).where(User.username.in_(names[start:start + chunk]))).first()
         if taken:
-            line = names.index(taken) + 2
-            raise FleetError(f"line {line}, column username: user {taken!r} already exists")
+            raise FleetError(f"line {line_of[taken]}, column username: user {taken!r} already exists")
+    columns = {c.name for c in User.__table__.columns}
     for start in range(0, len(rows), chunk):
         part = rows[start:start + chunk]
-        db.execute(User.__table__.insert(), [{**r, "source": "import", "disabled": False} for r in part])
+        db.execute(User.__table__.insert(), [{**{k: v for k, v in r.items() if k in columns}, "source": "import",
+                                              "disabled": False} for r in part])
         progress(len(part))
     return len(rows)
 
@@ -220,6 +232,8 @@ def remove(db: DbSession, kind: str, name: str) -> None:
         db.delete(site)
         return
     model, column = {"nas": (Nas, Nas.name), "user": (User, User.username), "staff": (Staff, Staff.email)}[kind]
+    if kind == "staff":
+        name = name.strip().lower()
     obj = db.scalar(select(model).where(column == name))
     if obj is None:
         raise FleetError(f"unknown {kind} {name!r}")

@@ -30,7 +30,7 @@ def check_structure(data: bytes, allowed_codes: frozenset[int]) -> str | None:
     if code not in allowed_codes:
         return f"code {code} not accepted on this port"
     length = int.from_bytes(data[2:4], "big")
-    if length < 20 or length > size:
+    if length != size:  # RFC 2865 calls extra octets padding; a Length that lies is refused instead
         return f"Length field {length} disagrees with the datagram ({size} bytes)"
     pos, count, has_ma = 20, 0, False
     while pos < length:

@@ -164,6 +164,8 @@ class RadiusServer:
             return self._drop("undecodable", addr, f" ({type(exc).__name__})")
         if not self._authentic(pkt, nas, codes):
             return None
+        if codes is AUTH_CODES and dict.get(pkt, 1) and text(pkt, 1) is None:
+            return self._drop("malformed", addr, " (User-Name is not valid UTF-8)")
         self.registry.mark_seen(nas.id)
         if pkt.code == STATUS_SERVER:
             self._send(sock, pkt.CreateReply(), addr, key, keep=False)

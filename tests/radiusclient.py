@@ -24,7 +24,7 @@ class Nas:
 
     def auth_packet(self, username: str, password: str | None = None, mac: str | None = "AA-BB-CC-00-00-01",
                     chap: bool = False, ma: bool = True, **attrs) -> packet.AuthPacket:
-        req = self.client.CreateAuthPacket(code=packet.AccessRequest, User_Name=username)
+        req = self.client.CreateAuthPacket(code=packet.AccessRequest, User_Name=username, message_authenticator=ma)
         if mac:
             req["Calling-Station-Id"] = mac
         if password is not None:

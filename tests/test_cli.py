@@ -374,8 +374,6 @@ def test_user_import_is_all_or_nothing_and_names_line_and_column(cli, db_factory
         [("ana", "clave-123"), ("bea", "clave-456")]
 
 
-@pytest.mark.xfail(strict=True, reason="import_users computes the line as index+2, ignoring blank lines "
-                                       "(portal/fleet.py import_users)")
 def test_user_import_names_the_right_line_after_a_blank_line(cli, db_factory, tmp_path):
     csv = tmp_path / "blank.csv"
     csv.write_text("username,password\nana,clave-123\n\nbea,clave-456\n", encoding="utf-8")  # bea: line 4
@@ -387,16 +385,12 @@ def test_user_import_names_the_right_line_after_a_blank_line(cli, db_factory, tm
     assert count(db_factory, "users") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="a CSV field over 131072 characters raises csv.Error, which escapes as a "
-                                       "traceback (portal/fleet.py read_user_csv)")
 def test_user_import_of_an_oversized_field_is_a_one_line_error(cli, db_factory, tmp_path):
     csv = write_csv(tmp_path / "big.csv", "username,password,community", ["ana,clave-123," + "x" * 200_000])
     assert_error(cli("user", "import", str(csv)), "line 2")
     assert count(db_factory, "users") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="a header naming a column twice is accepted; the last copy silently "
-                                       "wins (portal/fleet.py read_user_csv)")
 def test_user_import_refuses_a_header_that_repeats_a_column(cli, db_factory, tmp_path):
     csv = write_csv(tmp_path / "dup.csv", "username,password,username", ["ana,clave-123,bea"])
     assert_error(cli("user", "import", str(csv)), "line 1", "username")
@@ -443,8 +437,6 @@ def test_staff_add_hashes_with_argon2_and_generates_a_password_without_a_tty(cli
     assert rows(db_factory, "SELECT email FROM staff") == [("directora@municipio.gob.mx",)]
 
 
-@pytest.mark.xfail(strict=True, reason="staff add/show lower-case the e-mail, staff remove does not "
-                                       "(portal/fleet.py remove)")
 def test_staff_remove_accepts_the_email_as_it_was_added(cli, db_factory):
     with db_factory() as db:
         fleet.add_staff(db, "Directora@Municipio.gob.mx", "admin", "larga-y-secreta-1")

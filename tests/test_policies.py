@@ -138,8 +138,6 @@ def test_bad_values_are_errors_naming_file_and_key(tmp_path, body, key):
     assert key in message, message
 
 
-@pytest.mark.xfail(strict=True, reason="the loader refuses daily_data > monthly_data but accepts daily_time > "
-                                       "monthly_time (policies/model.py policy_from_dict)")
 def test_a_daily_time_longer_than_the_monthly_time_is_an_error(tmp_path):
     message = load_error(tmp_path, 'name = "plaza"\n[limits]\ndaily_time = "3h"\nmonthly_time = "2h"\n')
     assert "plaza.toml" in message and "monthly_time" in message
@@ -250,8 +248,6 @@ def test_opening_hours_across_midnight():
             assert d.accept and d.session_timeout == timeout, (hour, minute, d)
 
 
-@pytest.mark.xfail(strict=True, reason="seconds_to_close subtracts wall-clock times, so the night DST ends "
-                                       "it is an hour short (policies/evaluate.py seconds_to_close)")
 def test_time_to_closing_counts_real_seconds_on_the_night_dst_ends():
     # Tijuana keeps daylight saving time; on 2026-11-01 clocks go from 02:00 PDT back to 01:00 PST,
     # so from 00:30 PDT to closing at 02:00 PST there are two and a half hours.
