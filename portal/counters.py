@@ -33,11 +33,29 @@ for i = 1, 2 do
 end
 return out
 """
+# Read a whole batch in one command: per person the day and month hashes and the open-session count.
+# One EVALSHA with 3 keys per person costs far less client CPU than three commands per person.
+_READ = """
+local out = {}
+for i = 1, #KEYS, 3 do
+  local d = redis.call('HMGET', KEYS[i], 's', 'b')
+  local m = redis.call('HMGET', KEYS[i + 1], 's', 'b')
+  out[#out + 1] = d[1] and tonumber(d[1]) or -1
+  out[#out + 1] = d[2] and tonumber(d[2]) or -1
+  out[#out + 1] = m[1] and tonumber(m[1]) or -1
+  out[#out + 1] = m[2] and tonumber(m[2]) or -1
+  out[#out + 1] = redis.call('ZCOUNT', KEYS[i + 2], ARGV[(i + 2) / 3], '+inf')
+end
+return out
+"""
 # Seed only a missing key: a concurrent writer's fresher value must win.
 _SEED_NX = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 's', ARGV[1], 'b', ARGV[2])
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local a = (i - 1) * 3
+    redis.call('HSET', KEYS[i], 's', ARGV[a + 1], 'b', ARGV[a + 2])
+    redis.call('EXPIRE', KEYS[i], ARGV[a + 3])
+  end
 end
 return 1
 """
@@ -71,21 +89,17 @@ def sql_usage(db: DbSession, uids: list[int], now: datetime) -> dict[int, tuple[
 
 def read_usage(r: redis.Redis, db_factory, uids: list[int], now: datetime,
                stale_after: dict[int, int]) -> dict[int, Usage]:
-    """Usage per person in one Redis round trip; persons missing from Redis are seeded from SQL."""
-    pipe = r.pipeline(transaction=False)
+    """Usage per person in one Redis command; persons missing from Redis are seeded from SQL."""
     epoch = _time.time()
-    for uid in uids:
-        dkey, mkey, okey = keys(uid, now)
-        pipe.hmget(dkey, "s", "b")
-        pipe.hmget(mkey, "s", "b")
-        pipe.zcount(okey, epoch - stale_after.get(uid, 900), "+inf")
-    replies = pipe.execute()
+    all_keys = [key for uid in uids for key in keys(uid, now)]
+    floors = [int(epoch - stale_after.get(uid, 900)) for uid in uids]
+    values = r.register_script(_READ)(keys=all_keys, args=floors)
     usage, missing = {}, []
     for i, uid in enumerate(uids):
-        (ds, db_), (ms, mb), n_open = replies[3 * i: 3 * i + 3]
-        if ds is None or ms is None:
+        ds, db_, ms, mb, n_open = values[5 * i: 5 * i + 5]
+        if ds < 0 or ms < 0:
             missing.append(uid)
-        usage[uid] = (int(ds or 0), int(db_ or 0), int(ms or 0), int(mb or 0), n_open)
+        usage[uid] = (max(ds, 0), max(db_, 0), max(ms, 0), max(mb, 0), n_open)
     if missing:
         with db_factory() as db:
             fresh = sql_usage(db, missing, now)
@@ -97,16 +111,20 @@ def read_usage(r: redis.Redis, db_factory, uids: list[int], now: datetime,
 
 def seed(r: redis.Redis, values: dict[int, tuple[int, int, int, int]], now: datetime, nx: bool) -> None:
     """Write day and month counters; with nx only where the key is missing."""
+    if nx:   # one command for the whole batch
+        flat_keys, flat_args = [], []
+        for uid, (ds, db_, ms, mb) in values.items():
+            dkey, mkey, _ = keys(uid, now)
+            flat_keys += [dkey, mkey]
+            flat_args += [ds, db_, DAY_TTL, ms, mb, MONTH_TTL]
+        r.register_script(_SEED_NX)(keys=flat_keys, args=flat_args)
+        return
     pipe = r.pipeline(transaction=False)
-    script = r.register_script(_SEED_NX)
     for uid, (ds, db_, ms, mb) in values.items():
         dkey, mkey, _ = keys(uid, now)
         for key, s, b, ttl in ((dkey, ds, db_, DAY_TTL), (mkey, ms, mb, MONTH_TTL)):
-            if nx:
-                script(keys=[key], args=[s, b, ttl], client=pipe)
-            else:
-                pipe.hset(key, mapping={"s": s, "b": b})
-                pipe.expire(key, ttl)
+            pipe.hset(key, mapping={"s": s, "b": b})
+            pipe.expire(key, ttl)
     pipe.execute()
 
 

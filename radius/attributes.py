@@ -79,3 +79,22 @@ def class_user_id(value: bytes | None) -> int | None:
         return None
     digits = value[8:]
     return int(digits) if digits.isdigit() and len(digits) < 19 else None
+
+
+_ENCODED: dict[tuple[str, object], tuple[object, list[bytes]]] = {}
+
+
+def add_to(reply, attrs: list[tuple[str, object]]) -> None:  # noqa: ANN001 - a pyrad Packet
+    """Add attributes to a pyrad reply, encoding each (name, value) through pyrad once and caching it.
+
+    Replies repeat the same few values (rates, timeouts, Idle-Timeout), so the dictionary lookups
+    and encoding that pyrad's AddAttribute repeats per packet are done once per distinct value.
+    """
+    for name, value in attrs:
+        hit = _ENCODED.get((name, value))
+        if hit is None:
+            if len(_ENCODED) > 50_000:
+                _ENCODED.clear()
+            hit = _ENCODED[(name, value)] = reply._EncodeKeyValues(name, value)
+        key, raw = hit
+        reply.setdefault(key, []).extend(raw)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import sessionmaker
 from policies import Policy
 from portal.settings import Settings
 from radius import DICTIONARY
-from radius.attributes import reply_attributes
+from radius.attributes import add_to, reply_attributes
 from radius.coa import Disconnector
 from radius.handlers import Authorizer, AuthRequest, parse_accounting, text
 from radius.nas import NasInfo, NasRegistry
@@ -213,8 +213,7 @@ class RadiusServer:
         for (pkt, nas, addr, key), (decision, uid) in zip(batch, results):
             reply = pkt.CreateReply()
             reply.code = packet.AccessAccept if decision.accept else packet.AccessReject
-            for name, value in reply_attributes(decision, nas.vendor, uid):
-                reply.AddAttribute(name, value)
+            add_to(reply, reply_attributes(decision, nas.vendor, uid))
             self._send(sock, reply, addr, key)
         self.stats["auth"] += len(batch)
 
