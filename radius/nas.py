@@ -40,6 +40,7 @@ class NasRegistry:
         self.refresh = refresh
         self.by_ip: dict[str, NasInfo] = {}
         self.by_id: dict[int, NasInfo] = {}
+        self.site_policy: dict[int, str] = {}
         self.loaded_at = 0.0
         self.seen: dict[int, float] = {}
 
@@ -56,6 +57,7 @@ class NasRegistry:
                          n.require_message_authenticator, n.site_id, policy) for n, policy in rows]
         self.by_ip = {i.ip: i for i in infos}
         self.by_id = {i.id: i for i in infos}
+        self.site_policy = {i.site_id: i.site_policy for i in infos}
         self.loaded_at = time.monotonic()
 
     def lookup(self, ip: str) -> NasInfo | None:

@@ -83,10 +83,7 @@ class RadiusServer:
         return self.auth_sock.getsockname()[1], self.acct_sock.getsockname()[1]
 
     def _site_policy(self, site_id: int) -> str:
-        for nas in self.registry.by_id.values():
-            if nas.site_id == site_id:
-                return nas.site_policy
-        return ""
+        return self.registry.site_policy.get(site_id, "")
 
     def serve_forever(self) -> None:
         """Answer requests until shutdown() is called."""
