@@ -125,13 +125,15 @@ def run(c: Context) -> None:
 
 
 @main.command()
+@click.option("--workers", type=click.IntRange(1, 64),
+              help="server processes sharing the ports [default: one per core on PostgreSQL, 1 on SQLite]")
 @pass_ctx
-def radius(c: Context) -> None:
+def radius(c: Context, workers: int | None) -> None:
     """The RADIUS server alone (several may share one Redis and one database)."""
     c.policies  # noqa: B018 - fail early, with the file and key named, on a bad policy
-    from radius.main import serve
+    from radius.main import default_workers, serve_workers
     with redis_url(c.settings) as url:
-        serve(c.settings, url)
+        serve_workers(c.settings, url, workers or default_workers(c.settings))
 
 
 @main.command()

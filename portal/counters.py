@@ -20,31 +20,42 @@ DAY_TTL = 3 * 86400
 MONTH_TTL = 40 * 86400
 
 # Add to both counters only where they exist: a missing key is re-seeded from SQL, the truth.
+# Per person: KEYS day, month, active set; ARGV seconds, bytes, person. One call for a whole batch.
 _INCR = """
 local out = {}
-for i = 1, 2 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    out[2*i-1] = redis.call('HINCRBY', KEYS[i], 's', ARGV[1])
-    out[2*i] = redis.call('HINCRBY', KEYS[i], 'b', ARGV[2])
-  else
-    out[2*i-1] = -1
-    out[2*i] = -1
+for i = 1, #KEYS, 3 do
+  local a = i - 1
+  redis.call('SADD', KEYS[i + 2], ARGV[a + 3])
+  for j = 0, 1 do
+    if redis.call('EXISTS', KEYS[i + j]) == 1 then
+      out[#out + 1] = redis.call('HINCRBY', KEYS[i + j], 's', ARGV[a + 1])
+      out[#out + 1] = redis.call('HINCRBY', KEYS[i + j], 'b', ARGV[a + 2])
+    else
+      out[#out + 1] = -1
+      out[#out + 1] = -1
+    end
   end
 end
 return out
 """
 # Read a whole batch in one command: per person the day and month hashes and the open-session count.
 # One EVALSHA with 3 keys per person costs far less client CPU than three commands per person.
+# KEYS[1], KEYS[2]: this month's set of people with any usage, and the flag saying it is complete.
+# Someone missing from a complete set has used nothing this month: zeros, without asking SQL.
 _READ = """
+local built = redis.call('EXISTS', KEYS[2]) == 1
 local out = {}
-for i = 1, #KEYS, 3 do
+for i = 3, #KEYS, 3 do
+  local n = (i - 3) / 3
   local d = redis.call('HMGET', KEYS[i], 's', 'b')
   local m = redis.call('HMGET', KEYS[i + 1], 's', 'b')
-  out[#out + 1] = d[1] and tonumber(d[1]) or -1
-  out[#out + 1] = d[2] and tonumber(d[2]) or -1
-  out[#out + 1] = m[1] and tonumber(m[1]) or -1
-  out[#out + 1] = m[2] and tonumber(m[2]) or -1
-  out[#out + 1] = redis.call('ZCOUNT', KEYS[i + 2], ARGV[(i + 2) / 3], '+inf')
+  local unknown = -1
+  if built and redis.call('SISMEMBER', KEYS[1], ARGV[2 * n + 2]) == 0 then unknown = 0 end
+  out[#out + 1] = d[1] and tonumber(d[1]) or unknown
+  out[#out + 1] = d[2] and tonumber(d[2]) or unknown
+  out[#out + 1] = m[1] and tonumber(m[1]) or unknown
+  out[#out + 1] = m[2] and tonumber(m[2]) or unknown
+  out[#out + 1] = redis.call('ZCOUNT', KEYS[i + 2], ARGV[2 * n + 1], '+inf')
 end
 return out
 """
@@ -59,6 +70,23 @@ for i = 1, #KEYS do
 end
 return 1
 """
+
+
+def active_key(month: str) -> str:
+    """The set of people with any usage in a month ('202611')."""
+    return f"active:{month}"
+
+
+def build_active_set(r: redis.Redis, db: DbSession, now: datetime) -> int:
+    """Fill this month's active set from usage_daily and mark it complete; return its size."""
+    first = now.date().replace(day=1)
+    key = active_key(period_keys(now)[1])
+    uids = list(db.scalars(select(UsageDaily.user_id).where(UsageDaily.day >= first).distinct()))
+    for start in range(0, len(uids), 5000):
+        r.sadd(key, *uids[start:start + 5000])
+    r.expire(key, MONTH_TTL)
+    r.set(key + ":built", 1, ex=MONTH_TTL)
+    return len(uids)
 
 
 def keys(uid: int, now: datetime) -> tuple[str, str, str]:
@@ -91,9 +119,13 @@ def read_usage(r: redis.Redis, db_factory, uids: list[int], now: datetime,
                stale_after: dict[int, int]) -> dict[int, Usage]:
     """Usage per person in one Redis command; persons missing from Redis are seeded from SQL."""
     epoch = _time.time()
-    all_keys = [key for uid in uids for key in keys(uid, now)]
-    floors = [int(epoch - stale_after.get(uid, 900)) for uid in uids]
-    values = r.register_script(_READ)(keys=all_keys, args=floors)
+    day, month = period_keys(now)
+    all_keys = [active_key(month), active_key(month) + ":built"]
+    args: list[int] = []
+    for uid in uids:
+        all_keys += [f"u:{uid}:d:{day}", f"u:{uid}:m:{month}", f"u:{uid}:open"]
+        args += [int(epoch - stale_after.get(uid, 900)), uid]
+    values = r.register_script(_READ)(keys=all_keys, args=args)
     usage, missing = {}, []
     for i, uid in enumerate(uids):
         ds, db_, ms, mb, n_open = values[5 * i: 5 * i + 5]
@@ -130,13 +162,22 @@ def seed(r: redis.Redis, values: dict[int, tuple[int, int, int, int]], now: date
 
 def add_usage(r: redis.Redis, deltas: dict[tuple[int, str, str], tuple[int, int]]) -> dict:
     """Add (seconds, bytes) per (uid, day key, month key); return the new totals, -1 if missing."""
-    script = r.register_script(_INCR)
-    pipe = r.pipeline(transaction=False)
     order = list(deltas)
+    flat_keys, flat_args = [], []
     for uid, day, month in order:
         s, b = deltas[(uid, day, month)]
-        script(keys=[f"u:{uid}:d:{day}", f"u:{uid}:m:{month}"], args=[s, b], client=pipe)
-    return dict(zip(order, pipe.execute()))
+        flat_keys += [f"u:{uid}:d:{day}", f"u:{uid}:m:{month}", active_key(month)]
+        flat_args += [s, b, uid]
+    values = r.register_script(_INCR)(keys=flat_keys, args=flat_args)
+    return {k: values[4 * i: 4 * i + 4] for i, k in enumerate(order)}
+
+
+def ensure_active_set(r: redis.Redis, db_factory, now: datetime) -> None:  # noqa: ANN001 - sessionmaker
+    """Build this month's active set unless it is already complete (at start, after a Redis restart,
+    and on the first of the month)."""
+    if not r.exists(active_key(period_keys(now)[1]) + ":built"):
+        with db_factory() as db:
+            build_active_set(r, db, now)
 
 
 def rebuild(r: redis.Redis, db: DbSession, now: datetime) -> int:
@@ -147,6 +188,7 @@ def rebuild(r: redis.Redis, db: DbSession, now: datetime) -> int:
     for start in range(0, len(uids), 1000):
         chunk = uids[start:start + 1000]
         seed(r, sql_usage(db, chunk, now), now, nx=False)
+    build_active_set(r, db, now)
     return len(uids)
 
 

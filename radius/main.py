@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import signal
 import threading
+import time
 
 from policies import load_policies
 from portal.db import engine_for, session_factory
@@ -43,3 +46,45 @@ def serve(settings: Settings, redis_url: str, ready: threading.Event | None = No
     finally:
         server.shutdown()
         log.info("RADIUS stopped; %d accounting records committed", server.writer.committed)
+
+
+def default_workers(settings: Settings) -> int:
+    """One process per core on PostgreSQL (up to 4); one on SQLite, which has a single writer."""
+    if settings.database_url.startswith("sqlite"):
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def serve_workers(settings: Settings, redis_url: str, workers: int) -> None:
+    """Run `workers` server processes on the same ports (SO_REUSEPORT) and supervise them.
+
+    The kernel spreads datagrams by source address and port, so a NAS's retransmission reaches the
+    worker that holds its cached reply (RFC 5080), and each worker group-commits its own accounting.
+    """
+    if workers <= 1:
+        serve(settings, redis_url)
+        return
+    context = multiprocessing.get_context("fork")
+    procs = [context.Process(target=serve, args=(settings, redis_url), name=f"radius-{i}") for i in range(workers)]
+    stopping = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for proc in procs:
+        proc.start()
+    log.info("%d RADIUS workers started", workers)
+    while not stopping:
+        for i, proc in enumerate(procs):
+            if not proc.is_alive() and not stopping:
+                log.error("%s exited with %s; restarting it", proc.name, proc.exitcode)
+                procs[i] = context.Process(target=serve, args=(settings, redis_url), name=proc.name)
+                procs[i].start()
+        time.sleep(0.5)
+    for proc in procs:
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        proc.join(20)

@@ -21,9 +21,10 @@ from pyrad.dictionary import Dictionary
 from sqlalchemy.orm import sessionmaker
 
 from policies import Policy
+from portal import counters
 from portal.settings import Settings
 from radius import DICTIONARY
-from radius.attributes import add_to, reply_attributes
+from radius.attributes import access_reply, reply_attributes
 from radius.coa import Disconnector
 from radius.handlers import Authorizer, AuthRequest, parse_accounting, text
 from radius.nas import NasInfo, NasRegistry
@@ -93,6 +94,7 @@ class RadiusServer:
         selector.register(self.auth_sock, selectors.EVENT_READ, AUTH_CODES)
         selector.register(self.acct_sock, selectors.EVENT_READ, ACCT_CODES)
         last_flush = last_db_flush = time.monotonic()
+        self._ensure_active_set()
         try:
             while self.running:
                 for key, _ in selector.select(timeout=0.5):
@@ -102,12 +104,20 @@ class RadiusServer:
                         log.exception("unexpected error while serving; continuing")
                 now = time.monotonic()
                 if now - last_flush > 5:
+                    self._ensure_active_set()
                     self.cache.expire()
                     self.registry.flush_seen(self.redis, to_db=now - last_db_flush > 60)
                     last_db_flush = now if now - last_db_flush > 60 else last_db_flush
                     last_flush = now
         finally:
             selector.close()
+
+    def _ensure_active_set(self) -> None:
+        try:
+            now = self.clock().astimezone(self.settings.tz)
+            counters.ensure_active_set(self.redis, self.authorizer.db_factory, now)
+        except Exception as exc:  # noqa: BLE001 - without it, reads fall back to SQL: slower, still right
+            log.warning("active set not built: %s", type(exc).__name__)
 
     def shutdown(self) -> None:
         """Stop serving; queued accounting is committed and answered first."""
@@ -186,7 +196,9 @@ class RadiusServer:
         return True
 
     def _send(self, sock: socket.socket, reply: packet.Packet, addr: tuple, key: tuple, keep: bool = True) -> None:
-        raw = reply.ReplyPacket()
+        self._send_raw(sock, reply.ReplyPacket(), addr, key, keep)
+
+    def _send_raw(self, sock: socket.socket, raw: bytes, addr: tuple, key: tuple, keep: bool = True) -> None:
         if keep:
             self.cache.store(key, raw)
         try:
@@ -208,10 +220,8 @@ class RadiusServer:
                 self.cache.forget(key)
             return
         for (pkt, nas, addr, key), (decision, uid) in zip(batch, results):
-            reply = pkt.CreateReply()
-            reply.code = packet.AccessAccept if decision.accept else packet.AccessReject
-            add_to(reply, reply_attributes(decision, nas.vendor, uid))
-            self._send(sock, reply, addr, key)
+            code = packet.AccessAccept if decision.accept else packet.AccessReject
+            self._send_raw(sock, access_reply(pkt, code, reply_attributes(decision, nas.vendor, uid)), addr, key)
         self.stats["auth"] += len(batch)
 
     def _queue_accounting(self, sock: socket.socket, batch: list) -> None:

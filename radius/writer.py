@@ -182,16 +182,20 @@ class AccountingWriter(threading.Thread):
             counters.seed(self.redis, fresh, now, nx=False)
             for uid, values in fresh.items():
                 totals[(uid, *period_keys(now))] = list(values)
-        self._update_open_sets(result)
+        self._update_open_sets(result, now)
         for (uid, _, _), t in totals.items():
             policy = self.policies.get(user_policies.get(uid) or self.policy_of(site_of[uid]))
             counter = spent(policy, Usage(*t[:4])) if policy else None
             if counter is not None:
                 self.on_spent(uid, counter)
 
-    def _update_open_sets(self, result: BatchResult) -> None:
+    def _update_open_sets(self, result: BatchResult, now: datetime) -> None:
         pipe = self.redis.pipeline(transaction=False)
         epoch = time.time()
+        first = now.date().replace(day=1)
+        month_users = {uid for uid, day, _ in result.usage if day >= first}
+        if month_users:   # late records for earlier days of the month count too
+            pipe.sadd(counters.active_key(period_keys(now)[1]), *month_users)
         for uid, ref in result.touched:
             pipe.zadd(f"u:{uid}:open", {ref: epoch})
             pipe.expire(f"u:{uid}:open", OPEN_TTL)
