@@ -30,6 +30,7 @@ from radius.handlers import Authorizer, AuthRequest, parse_accounting, text
 from radius.nas import NasInfo, NasRegistry
 from radius.packets import ACCT_CODES, AUTH_CODES, STATUS_SERVER, check_structure, normalize_mac
 from radius.util import IN_PROGRESS, RateLimitedLog, ReplyCache
+from radius.wal import WriteAheadLog
 from radius.writer import AccountingWriter
 
 log = logging.getLogger("conecta.radius")
@@ -71,7 +72,8 @@ class RadiusServer:
         self.authorizer = Authorizer(policies, db_factory, r, settings.tz)
         self.disconnector = Disconnector(db_factory, self.registry, self.dictionary)
         self.writer = AccountingWriter(db_factory, r, policies, settings.tz, clock, self._site_policy,
-                                       lambda uid, counter: self.disconnector.person_spent(uid, counter.name))
+                                       lambda uid, counter: self.disconnector.person_spent(uid, counter.name),
+                                       WriteAheadLog(settings.data_dir / "wal"))
         host = settings.radius_host
         self.auth_sock = open_socket(host, settings.radius_auth_port if auth_port is None else auth_port)
         self.acct_sock = open_socket(host, settings.radius_acct_port if acct_port is None else acct_port)
@@ -89,6 +91,7 @@ class RadiusServer:
     def serve_forever(self) -> None:
         """Answer requests until shutdown() is called."""
         self.running = True
+        self.writer.recover()
         self.writer.start()
         selector = selectors.DefaultSelector()
         selector.register(self.auth_sock, selectors.EVENT_READ, AUTH_CODES)
@@ -226,13 +229,16 @@ class RadiusServer:
 
     def _queue_accounting(self, sock: socket.socket, batch: list) -> None:
         now = self.clock()
+        items = []
         for pkt, nas, addr, key in batch:
             event = parse_accounting(pkt, nas, self.settings.tz, now)
             if isinstance(event, str):
                 self._drop("unusable accounting", addr, f" ({event}; NAS {nas.name})")
                 continue
             self.cache.start(key)
-            self.writer.submit(event, self._acker(sock, pkt, addr, key))
+            items.append((event, self._acker(sock, pkt, addr, key)))
+        if items:
+            self.writer.log_batch(items)    # durable, then acknowledged
         self.stats["acct"] += len(batch)
 
     def _acker(self, sock: socket.socket, pkt: packet.Packet, addr: tuple, key: tuple):

@@ -1,8 +1,9 @@
-"""The durable accounting writer: group commit, then acknowledgements, then live counters.
+"""The durable accounting path: write-ahead log, acknowledgements, SQL applier, live counters.
 
-The RADIUS loop hands over each parsed Accounting-Request with a callback; this thread commits
-whatever has queued up in one transaction and only then calls back, so an Accounting-Response
-always follows a durable record (RFC 2866), and many records share one commit.
+The RADIUS loop hands over each batch of parsed Accounting-Requests; they are appended to the
+write-ahead log and fsynced, and only then acknowledged (RFC 2866: no response before the record
+is stored). This thread applies what has queued up to SQL in large transactions, retrying until
+the database takes them; a fourth thread moves the live counters in Redis.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter as Counter_
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -26,9 +28,10 @@ from policies.evaluate import Counter, spent
 from portal import counters
 from portal.accounting import AcctEvent, BatchResult, apply_batch, close_stale
 from portal.model import Device, User
+from radius.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
-MAX_BATCH = 500
+MAX_BATCH = 2000
 SWEEP_EVERY = 60.0
 OPEN_TTL = 2 * 86400
 
@@ -40,12 +43,14 @@ def resolve_users(db: DbSession, r: redis.Redis | None, events: list[AcctEvent])
     todo = [e for e in events if e.user_id is None and e.status not in ("on", "off")]
     if not todo:
         return
-    names = {e.username for e in todo if e.username}
-    macs = {e.mac for e in todo if e.mac}
-    by_name = dict(db.execute(select(User.username, User.id).where(User.username.in_(names))).all())
-    by_mac = dict(db.execute(select(Device.mac, Device.user_id).where(Device.mac.in_(macs))).all())
+    names = {e.username for e in todo if e.username and not e.username.startswith("c-")}
+    by_name = dict(db.execute(select(User.username, User.id).where(User.username.in_(names))).all()) if names else {}
     for e in todo:
-        e.user_id = by_name.get(e.username) or by_mac.get(e.mac)
+        e.user_id = by_name.get(e.username)
+    macs = {e.mac for e in todo if e.user_id is None and e.mac}
+    by_mac = dict(db.execute(select(Device.mac, Device.user_id).where(Device.mac.in_(macs))).all()) if macs else {}
+    for e in todo:
+        e.user_id = e.user_id or by_mac.get(e.mac)
     left = [e for e in todo if e.user_id is None and e.username.startswith("c-")]
     if left and r is not None:
         try:
@@ -61,8 +66,10 @@ class AccountingWriter(threading.Thread):
 
     def __init__(self, db_factory: sessionmaker, r: redis.Redis, policies: dict[str, Policy],
                  tz: ZoneInfo, clock: Callable[[], datetime], policy_of: Callable[[int], str],
-                 on_spent: Callable[[int, Counter], None]) -> None:
+                 on_spent: Callable[[int, Counter], None], wal: WriteAheadLog) -> None:
         super().__init__(name="acct-writer", daemon=True)
+        self.wal = wal
+        self.pending: list = []             # a batch SQL refused, retried before anything newer
         self.db_factory = db_factory
         self.redis = r
         self.policies = policies
@@ -71,21 +78,55 @@ class AccountingWriter(threading.Thread):
         self.policy_of = policy_of          # site id -> policy name
         self.on_spent = on_spent
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.live: queue.SimpleQueue = queue.SimpleQueue()
+        self.live_thread = threading.Thread(target=self._run_live, name="acct-live", daemon=True)
         self.stopping = threading.Event()
         self.committed = 0
 
-    def submit(self, event: AcctEvent, ack: Ack) -> None:
-        """Queue one record; `ack(True)` is called once it is durable, `ack(False)` if it failed."""
-        self.queue.put((event, ack))
+    def log_batch(self, items: list[tuple[AcctEvent, Ack]]) -> None:
+        """Make a batch durable in the write-ahead log, acknowledge it, and queue it for SQL."""
+        events = [e for e, _ in items]
+        try:
+            segment = self.wal.append(events)
+        except OSError as exc:   # disk full or failing: no acknowledgement, the NAS retransmits
+            log.error("write-ahead log append failed (%s); %d records not acknowledged", exc, len(items))
+            for _, ack in items:
+                ack(False)
+            return
+        for _, ack in items:
+            ack(True)
+        for event in events:
+            self.queue.put((event, segment))
+
+    def recover(self) -> int:
+        """Queue what an earlier run logged but may not have applied; return how many records."""
+        records = self.wal.recover()
+        for item in records:
+            self.queue.put(item)
+        if records:
+            log.info("re-applying %d accounting records from the write-ahead log", len(records))
+        return len(records)
+
+    def start(self) -> None:
+        """Start the writer and its live-counter thread."""
+        self.live_thread.start()
+        super().start()
 
     def stop(self) -> None:
-        """Finish what is queued and end the thread."""
+        """Apply what is queued (what cannot be applied stays in the log for the next start)."""
         self.stopping.set()
         self.queue.put(None)
-        self.join(timeout=10)
+        self.join(timeout=15)
+        self.live.put(None)
+        self.live_thread.join(timeout=10)
+        self.wal.close(all_applied=not self.is_alive() and not self.pending)
+
+    def idle(self) -> bool:
+        """True when nothing waits to be applied or counted (tests wait on this)."""
+        return self.queue.empty() and self.live.empty() and not self.pending
 
     def run(self) -> None:
-        """Commit batches until stopped; sweep stale sessions once a minute."""
+        """Apply batches until stopped; sweep stale sessions once a minute."""
         last_sweep = time.monotonic()
         while True:
             batch = self._next_batch()
@@ -93,6 +134,8 @@ class AccountingWriter(threading.Thread):
                 return
             if batch:
                 self._commit(batch)
+                if self.pending and self.stopping.is_set():
+                    return     # the database is away: what is left stays in the log
             if time.monotonic() - last_sweep > SWEEP_EVERY:
                 last_sweep = time.monotonic()
                 self.sweep_stale()
@@ -117,6 +160,9 @@ class AccountingWriter(threading.Thread):
         return len(closed)
 
     def _next_batch(self) -> list | None:
+        if self.pending:
+            batch, self.pending = self.pending, []
+            return batch
         try:
             first = self.queue.get(timeout=0.5)
         except queue.Empty:
@@ -135,28 +181,36 @@ class AccountingWriter(threading.Thread):
             batch.append(item)
         return batch
 
-    def _commit(self, batch: list[tuple[AcctEvent, Ack]]) -> None:
+    def _commit(self, batch: list[tuple[AcctEvent, int]]) -> None:
         events = [e for e, _ in batch]
         try:
             with self.db_factory() as db, db.begin():
                 resolve_users(db, self.redis, events)
                 result = apply_batch(db, events, self.clock().replace(tzinfo=None))
                 user_policies = self._user_policies(db, result)
-        except Exception as exc:  # noqa: BLE001 - no ack: the NAS retransmits, nothing is lost
-            log.error("accounting batch of %d not stored (%s: %s); NAS will retransmit",
-                      len(batch), type(exc).__name__, str(exc).splitlines()[0][:200],
+        except Exception as exc:  # noqa: BLE001 - the records are safe in the log: retry
+            log.error("accounting batch of %d not applied to SQL yet (%s: %s); retrying",
+                      len(batch), type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "",
                       exc_info=log.isEnabledFor(logging.DEBUG))
-            for _, ack in batch:
-                ack(False)
-            time.sleep(0.2)
+            self.pending = batch
+            if not self.stopping.is_set():
+                time.sleep(1.0)
             return
         self.committed += len(batch)
-        for _, ack in batch:
-            ack(True)
-        try:
-            self._update_live(result, events, user_policies)
-        except Exception as exc:  # noqa: BLE001 - SQL is the truth; counters heal on the next read
-            log.warning("live counters not updated (%s); they are re-read from SQL", type(exc).__name__)
+        for segment, n in Counter_(s for _, s in batch).items():
+            self.wal.applied(segment, n)
+        # Redis follows in its own thread, in commit order, while the next batch commits.
+        self.live.put((result, user_policies))
+
+    def _run_live(self) -> None:
+        while True:
+            item = self.live.get()
+            if item is None:
+                return
+            try:
+                self._update_live(*item)
+            except Exception as exc:  # noqa: BLE001 - SQL is the truth; counters heal on the next read
+                log.warning("live counters not updated (%s); they are re-read from SQL", type(exc).__name__)
 
     def _user_policies(self, db: DbSession, result: BatchResult) -> dict[int, str | None]:
         uids = {uid for uid, _, _ in result.usage}
@@ -164,7 +218,7 @@ class AccountingWriter(threading.Thread):
             return {}
         return dict(db.execute(select(User.id, User.policy).where(User.id.in_(uids))).all())
 
-    def _update_live(self, result: BatchResult, events: list[AcctEvent], user_policies: dict) -> None:
+    def _update_live(self, result: BatchResult, user_policies: dict) -> None:
         now = self.clock().astimezone(self.tz)
         today = now.date()
         deltas: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
