@@ -78,13 +78,39 @@ class AccountingWriter(threading.Thread):
         self.policy_of = policy_of          # site id -> policy name
         self.on_spent = on_spent
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.incoming: queue.SimpleQueue = queue.SimpleQueue()
+        self.log_thread = threading.Thread(target=self._run_log, name="acct-log", daemon=True)
         self.live: queue.SimpleQueue = queue.SimpleQueue()
         self.live_thread = threading.Thread(target=self._run_live, name="acct-live", daemon=True)
         self.stopping = threading.Event()
         self.committed = 0
+        self.handed = self.settled = 0      # records handed over / applied and counted
+        self.dirty: set[int] = set()        # people whose Redis counters missed a delta
 
     def log_batch(self, items: list[tuple[AcctEvent, Ack]]) -> None:
-        """Make a batch durable in the write-ahead log, acknowledge it, and queue it for SQL."""
+        """Hand a batch to the log thread, which makes it durable and then acknowledges it."""
+        self.handed += len(items)
+        self.incoming.put(items)
+
+    def _run_log(self) -> None:
+        """Group commit on the log: everything that arrived during the last fdatasync shares the next."""
+        while True:
+            first = self.incoming.get()
+            if first is None:
+                return
+            items = list(first)
+            while True:
+                try:
+                    more = self.incoming.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self.incoming.put(None)
+                    break
+                items += more
+            self._log(items)
+
+    def _log(self, items: list[tuple[AcctEvent, Ack]]) -> None:
         events = [e for e, _ in items]
         try:
             segment = self.wal.append(events)
@@ -92,6 +118,7 @@ class AccountingWriter(threading.Thread):
             log.error("write-ahead log append failed (%s); %d records not acknowledged", exc, len(items))
             for _, ack in items:
                 ack(False)
+            self.settled += len(items)
             return
         for _, ack in items:
             ack(True)
@@ -101,6 +128,7 @@ class AccountingWriter(threading.Thread):
     def recover(self) -> int:
         """Queue what an earlier run logged but may not have applied; return how many records."""
         records = self.wal.recover()
+        self.handed += len(records)
         for item in records:
             self.queue.put(item)
         if records:
@@ -108,12 +136,15 @@ class AccountingWriter(threading.Thread):
         return len(records)
 
     def start(self) -> None:
-        """Start the writer and its live-counter thread."""
+        """Start the applier, the log thread and the live-counter thread."""
+        self.log_thread.start()
         self.live_thread.start()
         super().start()
 
     def stop(self) -> None:
         """Apply what is queued (what cannot be applied stays in the log for the next start)."""
+        self.incoming.put(None)
+        self.log_thread.join(timeout=10)
         self.stopping.set()
         self.queue.put(None)
         self.join(timeout=15)
@@ -122,8 +153,8 @@ class AccountingWriter(threading.Thread):
         self.wal.close(all_applied=not self.is_alive() and not self.pending)
 
     def idle(self) -> bool:
-        """True when nothing waits to be applied or counted (tests wait on this)."""
-        return self.queue.empty() and self.live.empty() and not self.pending
+        """True when every record handed over is in SQL and counted in Redis (tests wait on this)."""
+        return self.settled >= self.handed
 
     def run(self) -> None:
         """Apply batches until stopped; sweep stale sessions once a minute."""
@@ -200,17 +231,35 @@ class AccountingWriter(threading.Thread):
         for segment, n in Counter_(s for _, s in batch).items():
             self.wal.applied(segment, n)
         # Redis follows in its own thread, in commit order, while the next batch commits.
-        self.live.put((result, user_policies))
+        self.live.put((result, user_policies, len(batch)))
 
     def _run_live(self) -> None:
         while True:
             item = self.live.get()
             if item is None:
                 return
-            try:
-                self._update_live(*item)
-            except Exception as exc:  # noqa: BLE001 - SQL is the truth; counters heal on the next read
-                log.warning("live counters not updated (%s); they are re-read from SQL", type(exc).__name__)
+            result, user_policies, n = item
+            for attempt in range(3):
+                try:
+                    self._forget_dirty()
+                    self._update_live(result, user_policies)
+                    break
+                except Exception as exc:  # noqa: BLE001 - SQL is the truth; counters heal on the next read
+                    log.warning("live counters not updated (%s, attempt %d)", type(exc).__name__, attempt + 1)
+                    time.sleep(0.2 * (attempt + 1))
+            else:
+                # A counter that missed a delta would under-count: drop it, so the next read re-seeds
+                # it from SQL, as soon as Redis answers again.
+                self.dirty.update(uid for uid, _, _ in result.usage)
+            self.settled += n
+
+    def _forget_dirty(self) -> None:
+        if not self.dirty:
+            return
+        now = self.clock().astimezone(self.tz)
+        stale = [key for uid in self.dirty for key in counters.keys(uid, now)[:2]]
+        self.redis.delete(*stale)
+        self.dirty.clear()
 
     def _user_policies(self, db: DbSession, result: BatchResult) -> dict[int, str | None]:
         uids = {uid for uid, _, _ in result.usage}

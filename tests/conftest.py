@@ -184,3 +184,12 @@ def radius_server(settings, policies, db_factory, redis_client, nas_id, clock):
     server.running = False
     thread.join(5)
     server.shutdown()
+
+
+def settle(server, timeout: float = 10.0) -> None:
+    """Wait until every accounting record the server acknowledged is in SQL and in Redis."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not server.writer.idle():
+        assert time.monotonic() < deadline, "accounting did not settle"
+        time.sleep(0.01)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 from pyrad import packet
@@ -10,7 +9,7 @@ from sqlalchemy import func, select
 
 from portal import counters, credentials
 from portal.model import AcctRecord, Session, UsageDaily
-from tests.conftest import add_user
+from tests.conftest import add_user, settle
 from tests.radiusclient import Nas
 
 
@@ -31,7 +30,7 @@ def test_start_interim_stop_and_duplicates_count_once(radius_server, dictionary,
              ("Stop", 900, 4000, 5 * 2**32 + 9)]
     for status, seconds, up, down in sends:
         assert nas.acct(status, "sess-1", "ana", seconds, up, down, reply=reply).code == packet.AccountingResponse
-    time.sleep(0.2)
+    settle(radius_server)
     assert _usage(db_factory, uid) == (1, 900, 5 * 2**32 + 9, 4000)
     with db_factory() as db:
         s = db.scalars(select(Session)).one()
@@ -45,7 +44,7 @@ def test_interim_without_start_and_without_class(radius_server, dictionary, db_f
     uid = add_user(db_factory, policies, "beto", "betopass99")
     nas = Nas(radius_server, dictionary)
     nas.acct("Interim-Update", "late-1", "beto", seconds=120, bytes_out=10_000)
-    time.sleep(0.2)
+    settle(radius_server)
     assert _usage(db_factory, uid) == (1, 120, 10_000, 0)
 
 
@@ -57,7 +56,7 @@ def test_one_time_credential_accounting_without_class(radius_server, dictionary,
     assert nas.auth(name, password).code == packet.AccessAccept
     nas.acct("Start", "otc-1", name)
     nas.acct("Stop", "otc-1", name, seconds=60, bytes_out=777)
-    time.sleep(0.2)
+    settle(radius_server)
     assert _usage(db_factory, uid) == (1, 60, 777, 0)
 
 
@@ -67,10 +66,10 @@ def test_accounting_on_closes_the_nas_sessions(radius_server, dictionary, db_fac
     reply = nas.auth("ana", "anapass123")
     nas.acct("Start", "a", "ana", reply=reply)
     nas.acct("Start", "b", "ana", reply=reply, mac="AA-BB-CC-00-00-02")
-    time.sleep(0.2)
+    settle(radius_server)
     assert radius_server.redis.zcard(f"u:{uid}:open") == 2
     assert nas.acct("Accounting-On", "", mac=None).code == packet.AccountingResponse
-    time.sleep(0.2)
+    settle(radius_server)
     with db_factory() as db:
         causes = db.scalars(select(Session.terminate_cause).where(Session.is_open.is_(False))).all()
     assert causes == ["NAS-Reboot", "NAS-Reboot"]
@@ -82,7 +81,7 @@ def test_counters_rebuild_and_cold_redis(radius_server, dictionary, db_factory, 
     nas = Nas(radius_server, dictionary)
     reply = nas.auth("ana", "anapass123")
     nas.acct("Stop", "s1", "ana", seconds=6000, bytes_out=123_456, reply=reply)
-    time.sleep(0.2)
+    settle(radius_server)
     now = clock().astimezone(radius_server.settings.tz)
     day_key, month_key, _ = counters.keys(uid, now)
     before = redis_client.hgetall(day_key)
@@ -102,7 +101,7 @@ def test_sessions_of_a_silent_nas_are_closed(radius_server, dictionary, db_facto
     uid = add_user(db_factory, policies, "ana", "anapass123")
     nas = Nas(radius_server, dictionary)
     nas.acct("Start", "lost-stop", "ana", reply=nas.auth("ana", "anapass123"))
-    time.sleep(0.2)
+    settle(radius_server)
     assert radius_server.writer.sweep_stale() == 0
     clock.now += timedelta(minutes=30)                      # three interims missed, no Stop came
     assert radius_server.writer.sweep_stale() == 1

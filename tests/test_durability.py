@@ -20,7 +20,7 @@ from portal import fleet
 from portal.model import AcctRecord
 from portal.redisconn import connect
 from radius.server import RadiusServer
-from tests.conftest import SECRET, add_user
+from tests.conftest import SECRET, add_user, settle
 from tests.radiusclient import Nas
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,7 +254,7 @@ def test_two_radius_nodes_share_one_quota(settings, policies, db_factory, nas_id
         reply = on_a.auth("ana", "anapass123")
         on_b.acct("Start", "x1", "ana", reply=reply)
         on_b.acct("Stop", "x1", "ana", seconds=7200, reply=reply)
-        time.sleep(0.3)
+        settle(node_b)
         assert on_a.auth("ana", "anapass123").code == packet.AccessReject
     finally:
         _stop(node_a, threads[0])

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from portal.model import Disconnect
 from portal.model import Nas as NasRow
-from tests.conftest import SECRET, add_site_and_nas, add_user
+from tests.conftest import SECRET, add_site_and_nas, add_user, settle
 from tests.radiusclient import Nas
 
 MEX = timedelta(hours=6)  # America/Mexico_City is UTC-6 in November
@@ -33,7 +33,7 @@ def test_time_left_today_across_devices(radius_server, dictionary, db_factory, p
     nas.acct("Start", "laptop-1", "ana", reply=laptop, mac="AA-BB-CC-00-00-02")
     nas.acct("Stop", "phone-1", "ana", seconds=2400, bytes_out=10**6, reply=phone, mac="AA-BB-CC-00-00-01")
     nas.acct("Stop", "laptop-1", "ana", seconds=3000, bytes_out=10**6, reply=laptop, mac="AA-BB-CC-00-00-02")
-    time.sleep(0.3)
+    settle(radius_server)
     reply = nas.auth("ana", "anapass123")
     assert reply.code == packet.AccessAccept
     assert reply["Session-Timeout"] == [7200 - 5400]       # 2 h a day minus 90 min on two devices
@@ -47,7 +47,7 @@ def test_daily_time_spent_rejects_until_local_midnight(radius_server, dictionary
     reply = nas.auth("ana", "anapass123")
     nas.acct("Start", "s1", "ana", reply=reply)
     nas.acct("Stop", "s1", "ana", seconds=7200, reply=reply)
-    time.sleep(0.3)
+    settle(radius_server)
     rejected = nas.auth("ana", "anapass123")
     assert rejected.code == packet.AccessReject
     assert rejected["Reply-Message"] == ["Usaste tus 2 horas de hoy. Vuelve a partir de las 00:00."]
@@ -72,12 +72,12 @@ def test_concurrent_devices_limit(radius_server, dictionary, db_factory, policie
     for i in (1, 2):
         reply = nas.auth("ana", "anapass123", mac=f"AA-BB-CC-00-00-0{i}")
         nas.acct("Start", f"s{i}", "ana", reply=reply, mac=f"AA-BB-CC-00-00-0{i}")
-    time.sleep(0.3)
+    settle(radius_server)
     third = nas.auth("ana", "anapass123", mac="AA-BB-CC-00-00-03")
     assert third.code == packet.AccessReject
     assert "2 dispositivos" in third["Reply-Message"][0]
     nas.acct("Stop", "s1", "ana", seconds=60, mac="AA-BB-CC-00-00-01")
-    time.sleep(0.3)
+    settle(radius_server)
     assert nas.auth("ana", "anapass123", mac="AA-BB-CC-00-00-03").code == packet.AccessAccept
 
 
@@ -93,12 +93,12 @@ def test_monthly_pool_with_gigawords(radius_server, dictionary, db_factory, poli
     nas.acct("Interim-Update", "m1", "casa-7", seconds=3600, bytes_in=2 * 10**9, bytes_out=20 * 10**9, reply=reply)
     nas.acct("Interim-Update", "m1", "casa-7", seconds=3600, bytes_in=2 * 10**9, bytes_out=20 * 10**9, reply=reply,
              Acct_Delay_Time=5)                                          # a retransmission counts once
-    time.sleep(0.3)
+    settle(radius_server)
     again = nas.auth("casa-7", "casa7pass", mac="AA-BB-CC-00-00-05")
     assert again["ChilliSpot-Max-Total-Octets"][0] + again["ChilliSpot-Max-Total-Gigawords"][0] * 2**32 \
         == 30 * 10**9 - 22 * 10**9
     nas.acct("Stop", "m1", "casa-7", seconds=7200, bytes_in=3 * 10**9, bytes_out=28 * 10**9, reply=reply)
-    time.sleep(0.3)
+    settle(radius_server)
     spent = nas.auth("casa-7", "casa7pass")
     assert spent.code == packet.AccessReject
     assert spent["Reply-Message"] == ["Usaste tus 30 GB de este mes. Vuelve a partir del 1 de diciembre."]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 
 import pytest
 from sqlalchemy import select
 
 from portal.model import UsageDaily
-from tests.conftest import SECRET, add_user
+from tests.conftest import SECRET, add_user, settle
 
 pytestmark = pytest.mark.skipif(shutil.which("radclient") is None,
                                 reason="radclient not installed (apt-get install freeradius-utils)")
@@ -45,7 +44,7 @@ def test_radclient_accounting_is_stored(radius_server, db_factory, policies):
                   "Acct-Output-Gigawords=1,Acct-Input-Octets=300,Acct-Terminate-Cause=User-Request"):
         out = radclient(radius_server, "acct", f"User-Name=ana,Calling-Station-Id=AA-BB-CC-00-00-01,{attrs}")
         assert "Received Accounting-Response" in out
-    time.sleep(0.2)
+    settle(radius_server)
     with db_factory() as db:
         row = db.scalars(select(UsageDaily).where(UsageDaily.user_id == uid)).one()
     assert (row.sessions, row.seconds, row.bytes_down, row.bytes_up) == (1, 90, 2**32 + 2000, 300)

@@ -8,14 +8,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from datetime import date
 
 import pytest
 
 from portal import reports
-from tests.conftest import add_user
+from tests.conftest import add_user, settle
 from tests.radiusclient import Nas
 
 GENDERS = ["female", "male", "female", "nonbinary", "female", "male", "undisclosed"]
@@ -39,7 +38,7 @@ def _send_usage(radius_server, dictionary, db_factory, policies, people: int) ->
             row["seconds"] += seconds
             row["bytes_down"] += down
             row["bytes_up"] += up
-    time.sleep(0.3)
+    settle(radius_server)
     return expected
 
 
@@ -64,7 +63,7 @@ def test_small_cells_are_suppressed_below_k(people, suppressed, radius_server, d
     for i in range(people):
         add_user(db_factory, policies, f"v{i}", f"pass{i:04d}", gender="female")
         nas.acct("Stop", f"v{i}", f"v{i}", 60, 0, 1000, mac=f"AA-BB-CC-00-02-{i:02X}")
-    time.sleep(0.3)
+    settle(radius_server)
     day = clock().astimezone(radius_server.settings.tz).date()
     with db_factory() as db:
         (row,) = reports.usage(db, day, day, ["gender"], min_cell=5)
