@@ -1,0 +1,188 @@
+"""The systems under test: Conecta (PostgreSQL + Redis), FreeRADIUS 3.2 hotspot stacks, bare pyrad."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import packets
+from procs import Server, StartError, port_in_use
+
+REFERENCE = Path(os.environ.get("CONECTA_BENCH_REFERENCE", "/work/shared/bench"))
+VENV_BIN = Path(sys.executable).parent
+PG_HOST = "postgresql://postgres@127.0.0.1:5432"
+BENCH_DB = "conecta_bench"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+CONECTA_PORTS = (18123, 18133)
+FREERADIUS_PORTS = (18121, 18131)
+PYRAD_PORTS = (18122, 18132)
+APT_PACKAGES = ["freeradius", "freeradius-postgresql", "freeradius-utils", "postgresql"]
+
+
+@dataclass
+class Target:
+    """A running system the load generator can drive."""
+
+    name: str
+    auth_port: int
+    acct_port: int
+    secret: bytes
+    users: list[tuple[str, str]]
+    server: Server
+    notes: list[str] = field(default_factory=list)
+
+
+def _free(ports: tuple[int, int], name: str) -> None:
+    busy = [p for p in ports if port_in_use(p)]
+    if busy:
+        raise StartError(f"{name}: UDP port(s) {busy} already in use on 127.0.0.1 (a leftover server?)")
+
+
+# --- Conecta -------------------------------------------------------------------------------
+
+def conecta_env(data_dir: Path) -> dict[str, str]:
+    """The environment of every `conecta` command of the benchmark."""
+    return {**os.environ, "CONECTA_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{BENCH_DB}",
+            "CONECTA_REDIS_URL": REDIS_URL, "CONECTA_DATA_DIR": str(data_dir),
+            "CONECTA_RADIUS_HOST": "127.0.0.1", "CONECTA_RADIUS_AUTH_PORT": str(CONECTA_PORTS[0]),
+            "CONECTA_RADIUS_ACCT_PORT": str(CONECTA_PORTS[1])}
+
+
+def reset_stores() -> None:
+    """A fresh `conecta_bench` database and an empty Redis db 14."""
+    import psycopg
+    import redis
+    with psycopg.connect(f"{PG_HOST}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def drop_database() -> None:
+    """Remove the benchmark database (and the Redis keys)."""
+    import psycopg
+    import redis
+    with psycopg.connect(f"{PG_HOST}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def _user_defaults() -> dict:
+    """Python-side column defaults of portal.model.User, so COPY fills what the ORM would."""
+    from portal.model import User
+    out = {}
+    for col in User.__table__.columns:
+        if col.primary_key or col.default is None or not hasattr(col.default, "arg"):
+            continue
+        out[col.name] = col.default.arg(None) if col.default.is_callable else col.default.arg
+    return out
+
+
+def seed_conecta(env: dict[str, str], users: list[tuple[str, str]]) -> str:
+    """A site and a coova NAS for 127.0.0.1 (portal.fleet), then the users by COPY; return the NAS secret."""
+    import psycopg
+    from sqlalchemy.orm import Session as DbSession
+
+    from policies import POLICY_DIR, load_policies
+    from portal import fleet
+    from portal.db import make_engine
+    secret = secrets.token_hex(16)
+    policies = load_policies(POLICY_DIR)
+    engine = make_engine(env["CONECTA_DATABASE_URL"])
+    with DbSession(engine) as db:
+        fleet.add_site(db, policies, "Bench Park", "park", "personal")
+        fleet.add_nas(db, fleet.NasSpec("bench-ap", "Bench Park", "127.0.0.1", secret, "coova"), production=False)
+        fleet.commit_or_explain(db)
+    engine.dispose()
+    fields = {**_user_defaults(), "source": "import", "disabled": False,
+              **fleet.validate_user({"username": users[0][0], "password": users[0][1], "policy": "personal"}, policies)}
+    columns = list(fields)
+    with psycopg.connect(f"{PG_HOST}/{BENCH_DB}") as conn:
+        with conn.cursor().copy(f"COPY users ({', '.join(columns)}) FROM STDIN") as copy:
+            for name, password in users:
+                fields["username"], fields["password"] = name, password
+                copy.write_row([fields[c] for c in columns])
+        conn.execute("ANALYZE users")
+    return secret
+
+
+def start_conecta(out: Path, n_users: int) -> Target:
+    """Reset the stores, `conecta init`, seed, and start `conecta radius` on 18123/18133."""
+    _free(CONECTA_PORTS, "conecta")
+    data_dir = out / "conecta-data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    env = conecta_env(data_dir)
+    reset_stores()
+    subprocess.run([str(VENV_BIN / "conecta"), "init"], env=env, check=True, capture_output=True)
+    users = packets.bench_users(n_users)
+    secret = seed_conecta(env, users)
+    server = Server("conecta", [str(VENV_BIN / "conecta"), "radius"], out / "conecta.log", env=env)
+    server.wait_for(r"RADIUS listening", 60)
+    return Target("conecta", *CONECTA_PORTS, secret.encode(), users, server,
+                  [f"{n_users} users, policy personal, NAS vendor coova, PostgreSQL + Redis db 14"])
+
+
+# --- FreeRADIUS ----------------------------------------------------------------------------
+
+def freeradius_missing() -> list[str]:
+    """What the FreeRADIUS reference needs and this machine lacks."""
+    need = [b for b in ("freeradius", "radclient", "psql", "pg_ctlcluster", "bc", "ss") if not shutil.which(b)]
+    if not Path("/usr/lib/freeradius/rlm_sql_postgresql.so").exists():
+        need.append("freeradius-postgresql")
+    return need
+
+
+def ensure_freeradius() -> None:
+    """Install the FreeRADIUS stack with apt-get when missing and possible (root); else raise."""
+    missing = freeradius_missing()
+    if not missing:
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print(f"installing {' '.join(APT_PACKAGES)} (missing: {', '.join(missing)})", flush=True)
+        apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], env=apt_env, check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *APT_PACKAGES, "bc", "iproute2"], env=apt_env, check=False)
+        missing = freeradius_missing()
+    if missing:
+        raise StartError(f"FreeRADIUS reference needs {', '.join(missing)}: "
+                         f"apt-get install -y {' '.join(APT_PACKAGES)} (as root)")
+
+
+def start_freeradius(out: Path, setup: str) -> Target:
+    """`freeradius_bench.sh serve SETUP` (18121/18131, secret testing123) with its seeded users."""
+    ensure_freeradius()
+    _free(FREERADIUS_PORTS + PYRAD_PORTS, setup)  # the script refuses to start if any of these is taken
+    script = REFERENCE / "freeradius_bench.sh"
+    server = Server(setup, ["bash", str(script), "serve", setup], out / f"{setup}.log")
+    ready = server.wait_for(r"^ready: .*FreeRADIUS pid (\d+)", 300)
+    server.server_pid = int(ready.group(1))
+    users_file = server.wait_for(r"^users: (\S+)", 5).group(1)
+    return Target(f"freeradius-{setup}", *FREERADIUS_PORTS, b"testing123", packets.read_users(users_file), server,
+                  [f"FreeRADIUS 3.2 `{setup}` (freeradius_bench.sh serve)"])
+
+
+# --- pyrad ceiling -------------------------------------------------------------------------
+
+def start_pyrad(out: Path, impl: str) -> Target:
+    """pyrad_ceiling.py --impl IMPL on 18122/18132 (accepts everything)."""
+    _free(PYRAD_PORTS, f"pyrad-{impl}")
+    script = REFERENCE / "pyrad_ceiling.py"
+    server = Server(f"pyrad-{impl}", [sys.executable, str(script), "--impl", impl], out / f"pyrad-{impl}.log")
+    server.wait_for(r"listening on", 30)
+    return Target(f"pyrad-{impl}", *PYRAD_PORTS, b"testing123", packets.bench_users(10000), server,
+                  [f"pyrad 2.6 {impl}, accept all, no storage"])
+
+
+SYSTEMS = {
+    "conecta": lambda out, cfg: start_conecta(out, cfg.users),
+    "freeradius-sql-hotspot-idx": lambda out, cfg: start_freeradius(out, "sql-hotspot-idx"),
+    "freeradius-sql-hotspot": lambda out, cfg: start_freeradius(out, "sql-hotspot"),
+    "pyrad-sync": lambda out, cfg: start_pyrad(out, "sync"),
+    "pyrad-async": lambda out, cfg: start_pyrad(out, "async"),
+}
