@@ -93,7 +93,7 @@ def targets(results: dict[str, dict], rss_kib: int | None) -> list[dict]:
         out.append(_target(f"{kind} p99 < 10 ms at half the peak rate", half["p99_ms"] if half else None, note,
                            limit=P99_LIMIT_MS, unit="ms", above=False))
     out.append(_target("RADIUS server RSS < 150 MB (100,000 users)", rss_kib / 1024 if rss_kib else None,
-                       "proportional set size of `conecta radius` and its workers, summed, after the runs" if rss_kib else "not run",
+                       "PSS of `conecta radius` and its workers, summed, after the runs" if rss_kib else "not run",
                        limit=RSS_LIMIT_MB, unit="MB", above=False))
     return out
 
