@@ -57,7 +57,7 @@ for i = 3, #KEYS, 3 do
   out[#out + 1] = m[2] and tonumber(m[2]) or unknown
   out[#out + 1] = redis.call('ZCOUNT', KEYS[i + 2], ARGV[2 * n + 1], '+inf')
 end
-return out
+return table.concat(out, ',')
 """
 # Seed only a missing key: a concurrent writer's fresher value must win.
 _SEED_NX = """
@@ -125,7 +125,8 @@ def read_usage(r: redis.Redis, db_factory, uids: list[int], now: datetime,
     for uid in uids:
         all_keys += [f"u:{uid}:d:{day}", f"u:{uid}:m:{month}", f"u:{uid}:open"]
         args += [int(epoch - stale_after.get(uid, 900)), uid]
-    values = r.register_script(_READ)(keys=all_keys, args=args)
+    # One comma-joined string: parsing thousands of RESP elements costs more than the lookups.
+    values = [int(v) for v in r.register_script(_READ)(keys=all_keys, args=args).split(b",")]
     usage, missing = {}, []
     for i, uid in enumerate(uids):
         ds, db_, ms, mb, n_open = values[5 * i: 5 * i + 5]
