@@ -16,7 +16,7 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DbSession
 
-from portal.model import AcctRecord, Session, UsageDaily, User
+from portal.model import AcctRecord, Session, UsageDaily, UsageMonthly, User
 
 STATUSES = {1: "start", 2: "stop", 3: "interim", 7: "on", 8: "off"}
 
@@ -161,13 +161,25 @@ def _upsert_usage(db: DbSession, usage: dict) -> None:
              "gender": (people[uid].gender if uid in people else undisclosed[0]),
              "age_band": (people[uid].age_band if uid in people else undisclosed[1])}
             for (uid, day, site), v in usage.items()]
-    stmt = _insert(db)(UsageDaily)
+    db.execute(_adding_upsert(db, UsageDaily, ["day", "user_id", "site_id"]), rows)
+    monthly: dict[tuple, dict] = {}
+    for row in rows:
+        key = (row["day"].strftime("%Y-%m"), row["user_id"], row["site_id"])
+        into = monthly.setdefault(key, {**row, "month": key[0], "sessions": 0, "seconds": 0, "bytes_down": 0,
+                                        "bytes_up": 0})
+        for metric in ("sessions", "seconds", "bytes_down", "bytes_up"):
+            into[metric] += row[metric]
+    db.execute(_adding_upsert(db, UsageMonthly, ["month", "user_id", "site_id"]),
+               [{k: v for k, v in r.items() if k != "day"} for r in monthly.values()])
+
+
+def _adding_upsert(db: DbSession, model: type, keys: list[str]):  # noqa: ANN202 - an Insert
+    """INSERT … ON CONFLICT (keys) DO UPDATE adding the metrics (the snapshot columns stay)."""
+    stmt = _insert(db)(model)
     ex = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["day", "user_id", "site_id"],
-        set_={"sessions": UsageDaily.sessions + ex.sessions, "seconds": UsageDaily.seconds + ex.seconds,
-              "bytes_down": UsageDaily.bytes_down + ex.bytes_down, "bytes_up": UsageDaily.bytes_up + ex.bytes_up})
-    db.execute(stmt, rows)
+    return stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={m: getattr(model, m) + getattr(ex, m) for m in ("sessions", "seconds", "bytes_down", "bytes_up")})
 
 
 def close_stale(db: DbSession, before: datetime) -> list[tuple[int | None, str]]:

@@ -17,6 +17,8 @@ from urllib.parse import quote, urlencode, urlsplit
 from radius.packets import normalize_mac
 
 MAX_URL = 512
+HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+                      r"[A-Za-z0-9])?)*")
 
 
 class ArrivalError(ValueError):
@@ -87,6 +89,32 @@ def _login_url(value: str | None, nas: NasView) -> str:
     return url
 
 
+def _host(value: str) -> str:
+    """An IP address or a DNS name, nothing else (no path, port, user or scheme smuggled in)."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if HOSTNAME.fullmatch(value):
+        return value.lower()
+    raise ArrivalError("gateway address malformed")
+
+
+def _client_ip(value: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _mac(value: str | None) -> str:
+    """The client's MAC, required: one-time credentials are bound to it."""
+    mac = normalize_mac(value)
+    if mac is None:
+        raise ArrivalError("client MAC missing or malformed")
+    return mac
+
+
 def _octal_or_hex(value: str) -> bytes:
     """MikroTik writes $(chap-id) and $(chap-challenge) with octal escapes like \\247; hex also accepted."""
     if re.fullmatch(r"(\\[0-7]{3})+", value):
@@ -107,24 +135,35 @@ Lookup = Callable[[str | None, str | None], NasView | None]
 
 def _coova(args: Mapping[str, str], nas: NasView, raw_urls: list[str]) -> Arrival:
     uamip, uamport, challenge = args.get("uamip", ""), args.get("uamport", ""), args.get("challenge", "")
-    if not re.fullmatch(r"[0-9a-fA-F]{32}", challenge) or not uamport.isdigit():
-        raise ArrivalError("CoovaChilli challenge or uamport malformed")
-    base = _login_url(f"http://{uamip}:{int(uamport)}/", nas).rstrip("/")
+    if not re.fullmatch(r"[0-9a-fA-F]{32}", challenge) or not re.fullmatch(r"[0-9]{1,5}", uamport) \
+            or not 0 < int(uamport) < 65536:
+        raise ArrivalError("CoovaChilli challenge or uamport missing or malformed")
     if nas.uam_secret:
         md = args.get("md", "")
         befores = [u.split("&md=", 1)[0] for u in raw_urls if "&md=" in u]
         if not md or not any(verify_md(b, md, nas.uam_secret) for b in befores):
             raise ArrivalError("CoovaChilli md missing or wrong")
-    return Arrival("coova", nas.id, nas.site_id, normalize_mac(args.get("mac")), args.get("ip"),
+    host = _host(uamip)
+    base = _login_url(f"http://{f'[{host}]' if ':' in host else host}:{int(uamport)}/", nas).rstrip("/")
+    return Arrival("coova", nas.id, nas.site_id, _mac(args.get("mac")), _client_ip(args.get("ip")),
                    safe_url(args.get("userurl")), base, challenge.lower(), logout_url=f"{base}/logoff")
+
+
+def _mikrotik_logout(args: Mapping[str, str], login_url: str, nas: NasView) -> str | None:
+    """$(link-logout) when the login page forwards it, else the router's /logout next to /login."""
+    given = args.get("link-logout")
+    if given:
+        url = safe_url(given)
+        return url if url and _host_allowed(urlsplit(url).hostname, nas) else None
+    parts = urlsplit(login_url)
+    return f"{parts.scheme}://{parts.netloc}/logout"
 
 
 def _mikrotik(args: Mapping[str, str], nas: NasView) -> Arrival:
     url = _login_url(args.get("link-login-only"), nas)
     chap_id, challenge = args.get("chap-id", ""), args.get("chap-challenge", "")
-    arrival = Arrival("mikrotik", nas.id, nas.site_id, normalize_mac(args.get("mac")), args.get("ip"),
-                      safe_url(args.get("link-orig")), url,
-                      logout_url=safe_url(args.get("link-logout")) if args.get("link-logout") else None)
+    arrival = Arrival("mikrotik", nas.id, nas.site_id, _mac(args.get("mac")), _client_ip(args.get("ip")),
+                      safe_url(args.get("link-orig")), url, logout_url=_mikrotik_logout(args, url, nas))
     if chap_id or challenge:
         arrival.chap_id, arrival.challenge = _octal_or_hex(chap_id).hex(), _octal_or_hex(challenge).hex()
     return arrival
@@ -137,9 +176,11 @@ def _opennds(args: Mapping[str, str], nas: NasView) -> Arrival:
     authdir = args.get("authdir", "opennds_auth")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", authdir):
         raise ArrivalError("openNDS authdir malformed")
-    url = _login_url(f"http://{gateway}/{authdir}/", nas)
-    return Arrival("opennds", nas.id, nas.site_id, normalize_mac(args.get("clientmac")), args.get("clientip"),
-                   safe_url(args.get("redir") or args.get("originurl")), url, extra={"tok": tok})
+    host, _, port = gateway.rpartition(":") if re.fullmatch(r".+:[0-9]{1,5}", gateway) else (gateway, "", "")
+    url = _login_url(f"http://{_host(host)}{':' + str(int(port)) if port else ''}/{authdir}/", nas)
+    return Arrival("opennds", nas.id, nas.site_id, normalize_mac(args.get("clientmac")),
+                   _client_ip(args.get("clientip")), safe_url(args.get("redir") or args.get("originurl")), url,
+                   extra={"tok": tok})
 
 
 def _pfsense(args: Mapping[str, str], nas: NasView) -> Arrival:
@@ -147,37 +188,48 @@ def _pfsense(args: Mapping[str, str], nas: NasView) -> Arrival:
     if not re.fullmatch(r"[a-z0-9_]{1,32}", zone):
         raise ArrivalError("pfSense zone malformed")
     url = _login_url(f"http://{nas.ip}:8002/index.php?zone={zone}", nas)
-    return Arrival("pfsense", nas.id, nas.site_id, normalize_mac(args.get("mac")), args.get("ip"),
+    return Arrival("pfsense", nas.id, nas.site_id, normalize_mac(args.get("mac")), _client_ip(args.get("ip")),
                    safe_url(args.get("redirurl")), url, extra={"zone": zone})
 
 
 def _generic(args: Mapping[str, str], nas: NasView) -> Arrival:
-    return Arrival(nas.vendor, nas.id, nas.site_id, normalize_mac(args.get("mac")), args.get("ip"),
+    return Arrival(nas.vendor, nas.id, nas.site_id, normalize_mac(args.get("mac")), _client_ip(args.get("ip")),
                    safe_url(args.get("userurl") or args.get("dst")), _login_url(args.get("login_url"), nas))
 
 
-def _identify(args: Mapping[str, str], lookup: Lookup) -> NasView:
+def _identify(args: Mapping[str, str], lookup: Lookup, source: str | None) -> NasView:
+    """The NAS by the name it gives (nasid / gatewayname / nas), else by the address of its login
+    page, else by the address the browser comes from (a NAS that NATs its clients)."""
     name = args.get("nasid") or args.get("gatewayname") or args.get("nas")
     host = None
     for key in ("uamip", "link-login-only", "gatewayaddress", "login_url"):
         if args.get(key):
             value = args[key]
-            host = urlsplit(value).hostname if "//" in value else value.split(":")[0]
+            try:
+                host = urlsplit(value).hostname if "//" in value else value.rsplit(":", 1)[0]
+            except ValueError:
+                host = None
             break
-    nas = lookup(name[:80] if name else None, host)
+    nas = lookup(name[:80], None) if name else None
+    if nas is None and host:
+        nas = lookup(None, host[:255])
+    if nas is None and source:
+        nas = lookup(None, source)
     if nas is None:
         raise ArrivalError("access point not registered")
     return nas
 
 
-def parse_arrival(args: Mapping[str, str], lookup: Lookup, raw_urls: list[str]) -> Arrival:
-    """Identify the NAS and check its parameters; raise ArrivalError when they cannot be trusted."""
-    nas = _identify(args, lookup)
-    if "challenge" in args and "uamip" in args:
+def parse_arrival(args: Mapping[str, str], lookup: Lookup, raw_urls: list[str], source: str | None = None) -> Arrival:
+    """Identify the NAS and check the parameters its vendor sends; raise ArrivalError when they
+    cannot be trusted. The registered vendor decides: a CoovaChilli with a uam secret always needs `md`,
+    whatever parameters a forged link carries."""
+    nas = _identify(args, lookup, source)
+    if nas.vendor == "coova":
         return _coova(args, nas, raw_urls)
-    if "link-login-only" in args:
+    if nas.vendor == "mikrotik":
         return _mikrotik(args, nas)
-    if "tok" in args and "gatewayaddress" in args:
+    if nas.vendor == "opennds":
         return _opennds(args, nas)
     if nas.vendor == "pfsense":
         return _pfsense(args, nas)

@@ -227,3 +227,18 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(200), default="")
     outcome: Mapped[str] = mapped_column(String(16), default="ok")
     address: Mapped[str] = mapped_column(String(45), default="")
+
+
+class UsageMonthly(Base):
+    """Per person, site and local month: what month-wide reports read (a few rows per person)."""
+
+    __tablename__ = "usage_monthly"
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)     # '2026-11'
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
+    gender: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")
+    age_band: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")

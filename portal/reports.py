@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
-from portal.model import Site, UsageDaily
+from portal.model import Site, UsageDaily, UsageMonthly
 
 DIMENSIONS = ("site", "site_kind", "gender", "age_band", "day", "month")
 METRICS = ("users", "sessions", "seconds", "bytes_down", "bytes_up")
@@ -50,9 +50,29 @@ def _month_expr(db: DbSession):  # noqa: ANN202 - SQL expression
     return func.strftime("%Y-%m", UsageDaily.day)
 
 
-def _columns(db: DbSession, by: list[str]) -> dict:
-    return {"site": Site.name, "site_kind": Site.kind, "gender": UsageDaily.gender, "age_band": UsageDaily.age_band,
-            "day": UsageDaily.day, "month": _month_expr(db)}
+def _whole_months(start: date, end: date) -> list[str] | None:
+    """The months a range covers exactly (from the 1st to the month's end), else None."""
+    if start.day != 1 or (end + timedelta(days=1)).day != 1:
+        return None
+    months, cursor = [], start
+    while cursor <= end:
+        months.append(cursor.strftime("%Y-%m"))
+        cursor = (cursor + timedelta(days=32)).replace(day=1)
+    return months
+
+
+def _source(db: DbSession, start: date, end: date, by: list[str]):  # noqa: ANN202
+    """The monthly rollup when the range is whole months and no day is asked for, else the daily one."""
+    months = None if "day" in by else _whole_months(start, end)
+    if months:
+        t = UsageMonthly
+        columns = {"site": Site.name, "site_kind": Site.kind, "gender": t.gender, "age_band": t.age_band,
+                   "month": t.month}
+        return t, columns, [t.month.in_(months)]
+    t = UsageDaily
+    columns = {"site": Site.name, "site_kind": Site.kind, "gender": t.gender, "age_band": t.age_band,
+               "day": t.day, "month": _month_expr(db)}
+    return t, columns, [t.day >= start, t.day <= end]
 
 
 def usage(db: DbSession, start: date, end: date, by: list[str], min_cell: int = 0) -> list[dict]:
@@ -61,15 +81,14 @@ def usage(db: DbSession, start: date, end: date, by: list[str], min_cell: int = 
         raise ReportError("--to is before --from")
     if (end - start).days > MAX_DAYS:
         raise ReportError("the range is longer than three years; ask for less")
-    columns = _columns(db, by)
+    table, columns, where = _source(db, start, end, by)
     selected = [columns[d].label(d) for d in by]
-    query = (select(*selected, func.count(func.distinct(UsageDaily.user_id)).label("users"),
-                    func.sum(UsageDaily.sessions).label("sessions"), func.sum(UsageDaily.seconds).label("seconds"),
-                    func.sum(UsageDaily.bytes_down).label("bytes_down"),
-                    func.sum(UsageDaily.bytes_up).label("bytes_up"))
-             .select_from(UsageDaily).where(UsageDaily.day >= start, UsageDaily.day <= end))
+    query = (select(*selected, func.count(func.distinct(table.user_id)).label("users"),
+                    func.sum(table.sessions).label("sessions"), func.sum(table.seconds).label("seconds"),
+                    func.sum(table.bytes_down).label("bytes_down"), func.sum(table.bytes_up).label("bytes_up"))
+             .select_from(table).where(*where))
     if {"site", "site_kind"} & set(by):
-        query = query.join(Site, Site.id == UsageDaily.site_id)
+        query = query.join(Site, Site.id == table.site_id)
     if by:
         query = query.group_by(*[columns[d] for d in by]).order_by(*[columns[d] for d in by])
     rows = []

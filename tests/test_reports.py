@@ -110,3 +110,13 @@ def test_spreadsheet_formulas_are_neutralised():
     text = reports.to_csv(rows, ["site"])
     assert "'=HYPERLINK" in text
     assert reports.month_bounds("2026-02") == (date(2026, 2, 1), date(2026, 2, 28))
+
+
+def test_monthly_rollup_agrees_with_the_daily_one(radius_server, dictionary, db_factory, policies, clock):
+    from datetime import timedelta
+    _send_usage(radius_server, dictionary, db_factory, policies, 9)
+    first, last = reports.month_bounds(clock().astimezone(radius_server.settings.tz).strftime("%Y-%m"))
+    with db_factory() as db:
+        monthly = reports.usage(db, first, last, ["site", "gender", "month"], min_cell=0)    # whole month
+        daily = reports.usage(db, first - timedelta(days=1), last, ["site", "gender", "month"], min_cell=0)
+    assert monthly == daily and sum(r["users"] for r in monthly) == 9

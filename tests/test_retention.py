@@ -10,7 +10,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 
 from portal import reports
-from portal.model import AcctRecord, Device, Session, UsageDaily, User
+from portal.model import AcctRecord, Device, Session, UsageDaily, UsageMonthly, User
 from portal.retention import pseudonym, purge
 
 
@@ -27,6 +27,8 @@ def test_purge_keeps_aggregates(db_factory, settings):
                                bytes_down=5, bytes_up=1, gender="female", age_band="30-44"),
                     UsageDaily(day=date(2026, 11, 20), user_id=kept.id, site_id=1, sessions=1, seconds=30,
                                bytes_down=2, bytes_up=1, gender="male", age_band="18-29"),
+                    UsageMonthly(month="2024-01", user_id=gone.id, site_id=1, sessions=1, seconds=60,
+                                 bytes_down=5, bytes_up=1, gender="female", age_band="30-44"),
                     AcctRecord(dedup="a" * 32, received_at=old, nas_id=1, status="stop"),
                     AcctRecord(dedup="b" * 32, received_at=new, nas_id=1, status="stop"),
                     Session(nas_id=1, site_id=1, acct_session_id="x", username="p-old", mac="aa:00:00:00:00:01",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, render_template, request
 from flask_babel import Babel
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -27,8 +28,20 @@ def select_locale() -> str:
     return request.accept_languages.best_match(LANGUAGES, default="es") or "es"
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """Build the Flask app for `settings` (read from the environment when not given)."""
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def now() -> datetime:
+    """The app's clock: aware UTC (tests move it together with the RADIUS server's)."""
+    return current_app.extensions["conecta_clock"]()
+
+
+def create_app(settings: Settings | None = None, clock: Callable[[], datetime] | None = None) -> Flask:
+    """Build the Flask app for `settings` (read from the environment when not given).
+
+    `clock` returns aware UTC; the default is the real time.
+    """
     settings = settings or load_settings()
     app = Flask("conecta", template_folder=str(ROOT / "templates"),
                 static_folder=str(Path(__file__).resolve().parent / "static"), static_url_path="/static")
@@ -44,11 +57,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SECURE=settings.production,
         PERMANENT_SESSION_LIFETIME=timedelta(days=365),   # the remembered device
         WTF_CSRF_TIME_LIMIT=3600,
+        SEND_FILE_MAX_AGE_DEFAULT=timedelta(days=1),   # the stylesheet once a day on a 2G link, not per page
         WTF_CSRF_SSL_STRICT=False,              # checked by our own Origin check instead
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "portal" / "translations"),
         BABEL_DEFAULT_LOCALE="es",
         CONECTA=settings,
     )
+    app.extensions["conecta_clock"] = clock or _utc_now
     db.init_app(app)
     csrf.init_app(app)
     Babel(app, locale_selector=select_locale)

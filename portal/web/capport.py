@@ -14,6 +14,17 @@ from portal.web.status import standing_of
 bp = Blueprint("capport", __name__)
 
 
+def _seconds_left(standing, session: Session) -> int | None:  # noqa: ANN001
+    """Until this session ends: the decision for a new session (day, month, closing time), and the
+    longest single session less the time this one has already run."""
+    left = standing.decision.session_timeout
+    cap = standing.policy.limits.session_time
+    if cap is not None:
+        in_session = max(0, cap - (session.seconds or 0))
+        left = in_session if left is None else min(left, in_session)
+    return left
+
+
 @bp.get("/capport")
 def capport() -> Response:
     """application/captive+json with seconds-remaining and bytes-remaining for the client's session."""
@@ -28,8 +39,9 @@ def capport() -> Response:
         if standing is not None and standing.decision.accept:
             body["captive"] = False
             body["can-extend-session"] = True
-            if standing.decision.session_timeout is not None:
-                body["seconds-remaining"] = standing.decision.session_timeout
+            seconds = _seconds_left(standing, session)
+            if seconds is not None:
+                body["seconds-remaining"] = seconds
             if standing.decision.data_left is not None:
                 body["bytes-remaining"] = standing.decision.data_left
     response = Response(json.dumps(body), mimetype="application/captive+json")

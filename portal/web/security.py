@@ -29,6 +29,16 @@ def mac_key() -> str:
     return f"mac:{arrival.get('mac') or get_remote_address()}"
 
 
+def account_key() -> str:
+    """Rate-limit key for PIN guessing: the account asked for, whichever device or address asks."""
+    return "account:" + request.form.get("username", "").strip().lower()[:64]
+
+
+def failed(response: Response) -> bool:
+    """Count only refused logins against an account (a person may sign in on several devices)."""
+    return response.status_code == 400
+
+
 def _redis_url(settings: Settings) -> str:
     from portal.redisconn import running_embedded_url
     return settings.redis_url or running_embedded_url(settings.data_dir) or "memory://"
@@ -49,8 +59,15 @@ def _check_request() -> None:
     if len(request.query_string) > MAX_QUERY:
         abort(414)
     if request.method == "POST":
+        # Our pages send Referrer-Policy: same-origin, so browsers put our own origin on our POSTs;
+        # "null" comes from sandboxed frames, data: URLs or pages that hide their origin: refused too.
+        # No Origin and no Referer (old browsers): the CSRF token alone decides.
         origin = request.headers.get("Origin") or request.headers.get("Referer")
-        if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+        try:
+            foreign = bool(origin) and (origin == "null" or urlsplit(origin).netloc != request.host)
+        except ValueError:  # not even a URL
+            foreign = True
+        if foreign:
             current_app.logger.warning("POST refused: foreign Origin on %s", request.path)
             abort(400)
 
@@ -58,7 +75,9 @@ def _check_request() -> None:
 def _headers(response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # same-origin: our URLs (they carry the access point's parameters) never reach another site,
+    # and our own POSTs carry our Origin for the check above (no-referrer would make it "null").
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Permissions-Policy"] = "geolocation=(), camera=(), microphone=()"
     if request.path != "/capport":

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from portal import credentials, people
 from portal.arrival import Arrival, ArrivalError, NasView, handoff, parse_arrival
 from portal.model import AGE_BANDS, GENDERS, Nas, Site, User
-from portal.web import db
-from portal.web.security import ip_limit, limiter, mac_key
+from portal.web import db, now
+from portal.web.security import account_key, failed, ip_limit, limiter, mac_key
 
 bp = Blueprint("splash", __name__)
 log = logging.getLogger("conecta.portal")
@@ -31,7 +30,13 @@ def redis_client():  # noqa: ANN201
 
 
 def _lookup(name: str | None, host: str | None) -> NasView | None:
-    query = select(Nas).where(or_(Nas.name == name, Nas.ip == host)) if name else select(Nas).where(Nas.ip == host)
+    """A NAS by its name, or else by its address."""
+    if name:
+        query = select(Nas).where(Nas.name == name)
+    elif host:
+        query = select(Nas).where(Nas.ip == host)
+    else:
+        return None
     nas = db.session.scalars(query.limit(1)).first()
     if nas is None:
         return None
@@ -40,8 +45,13 @@ def _lookup(name: str | None, host: str | None) -> NasView | None:
 
 
 def _raw_urls() -> list[str]:
-    """The redirect URL as the NAS built it (for CoovaChilli's md), as http and as https."""
-    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path
+    """The redirect URL as the NAS built it (for CoovaChilli's md), as http and as https: the path and
+    query exactly as received, before any decoding."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    if "?" not in raw:  # a server that keeps the query out of RAW_URI
+        raw = (raw or request.path) + "?" + request.environ.get("QUERY_STRING", "")
+    if "://" in raw:    # absolute-form request line
+        raw = "/" + raw.split("://", 1)[1].partition("/")[2]
     return [f"{scheme}://{request.host}{raw}" for scheme in ("http", "https")]
 
 
@@ -73,16 +83,17 @@ def index() -> Response | tuple[str, int]:
     """Arrive from an access point (its redirect parameters) or come back to the splash page."""
     if NAS_PARAMS & set(request.args):
         try:
-            arrival = parse_arrival(request.args, _lookup, _raw_urls())
+            arrival = parse_arrival(request.args, _lookup, _raw_urls(), request.remote_addr)
         except ArrivalError as exc:
-            log.warning("redirect refused from %s: %s", request.remote_addr, exc)
+            log.warning("access point redirect refused: %s", exc)   # no address, no MAC: personal data
             return render_template("error.html", message=_(
                 "No pudimos reconocer el punto de acceso. Desconéctate de la red Wi-Fi y vuelve a conectarte.")), 400
         session["arrival"] = arrival.to_dict()
         result = request.args.get("res")
         if result in ("success", "already") and current_person():
             return redirect(arrival.userurl or url_for("status.index"))
-        if result == "failed":
+        if result == "failed" or (arrival.vendor == "mikrotik" and request.args.get("error")):
+            # The access point's own words are not shown: a link could carry any text.
             return _page(arrival, _("No se pudo conectar. Si usaste tu tiempo o tus datos, revisa tu saldo."))
     return _page(current_arrival())
 
@@ -107,15 +118,17 @@ def _go_online(user: User) -> Response | tuple[str, int]:
 def register() -> Response | tuple[str, int]:
     """Register once: gender, age band, community and consent; then go online."""
     arrival = current_arrival()
+    if arrival is None:   # store nothing for a browser that did not come through an access point
+        return _page(None, _("Abre esta página desde la red Wi-Fi del municipio para conectarte."), 400)
     form = request.form
     reg = people.Registration(
         gender=form.get("gender", ""), age_band=form.get("age_band", ""),
         community=form.get("community") or None, accepted_terms=form.get("terms") == "yes",
         accepted_privacy=form.get("privacy") == "yes", guardian_consent=form.get("guardian") == "yes")
-    fault = people.check_registration(reg, _communities(arrival.site_id if arrival else None))
+    fault = people.check_registration(reg, _communities(arrival.site_id))
     if fault:
         return _page(arrival, _error_text(fault), 400, form=form)
-    user = people.register(db.session, reg, arrival.mac if arrival else None, datetime.now(timezone.utc))
+    user = people.register(db.session, reg, arrival.mac, now())
     db.session.commit()
     session.permanent = True
     session["uid"] = user.id
@@ -150,6 +163,8 @@ def connect() -> Response | tuple[str, int]:
 @bp.post("/login")
 @limiter.limit(ip_limit)
 @limiter.limit("5/minute", key_func=mac_key)
+# A MikroTik redirect carries no signature, so a MAC is cheap to invent: the account itself is guarded too.
+@limiter.limit("10/hour", key_func=account_key, deduct_when=failed)
 def login() -> Response | tuple[str, int]:
     """Use an account (username + PIN or password) on another device."""
     user = people.check_account(db.session, request.form.get("username", "").strip(),

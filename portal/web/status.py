@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -13,7 +13,7 @@ from policies import load_policies
 from portal import people, quota
 from portal.fleet import FleetError
 from portal.model import FAULT_CATEGORIES, FaultReport, Session, Site
-from portal.web import db
+from portal.web import db, now
 from portal.web.security import ip_limit, limiter, mac_key
 from portal.web.splash import current_arrival, current_person, redis_client
 
@@ -44,8 +44,8 @@ def standing_of(user, site_id: int | None):  # noqa: ANN001, ANN201
     policy = policy_for(user, site_id)
     if policy is None:
         return None
-    now = datetime.now(current_app.config["CONECTA"].tz)
-    return quota.standing(redis_client(), sessionmaker(db.engine), user.id, policy, now)
+    local = now().astimezone(current_app.config["CONECTA"].tz)
+    return quota.standing(redis_client(), sessionmaker(db.engine), user.id, policy, local)
 
 
 @bp.get("/status")
@@ -115,8 +115,10 @@ def account() -> Response | tuple[str, int]:
 def language(code: str) -> Response:
     """Switch language and go back to a page of this site (no JavaScript needed)."""
     next_url = request.args.get("next", "/")
-    if not next_url.startswith("/") or next_url.startswith("//") or "\\" in next_url:
-        next_url = "/"                                    # no open redirect
+    # A plain path of this site only: no "//host", no backslash, no tab or newline (browsers drop
+    # those, turning "/\t/evil.example" into "//evil.example"), no scheme: no open redirect.
+    if not re.fullmatch(r"/(?![/\\])[A-Za-z0-9/_.~-]*", next_url):
+        next_url = "/"
     response = redirect(next_url)
     if code in ("es", "en"):
         response.set_cookie("lang", code, max_age=365 * 86400, samesite="Lax", httponly=True)
