@@ -27,7 +27,14 @@ tools:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq freeradius-utils >/dev/null) || \
 	  echo "note: radclient not installed; its tests will be skipped"; }
 
-test: $(STAMP) tools catalogs
+# axe-core (npm) for the accessibility tests in headless Chromium; tests/e2e/node_modules is git-ignored.
+# Without npm the axe test is skipped with a reason.
+AXE := tests/e2e/node_modules/axe-core/axe.min.js
+$(AXE):
+	@command -v npm >/dev/null 2>&1 && npm install --prefix tests/e2e --no-save --no-audit --no-fund axe-core@4 >/dev/null \
+	  || echo "note: axe-core not installed (npm missing or offline); the accessibility test will be skipped"
+
+test: $(STAMP) tools catalogs $(AXE)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import threading
 from html import unescape
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -535,6 +536,31 @@ def test_status_shows_time_and_data_left_after_accounting(client, coova):
     assert meters(html) == ["1 h 35 min", "750 MB"]
     assert "39 h 35 min" in html and "19.8 GB" in html
     assert f'href="{coova.base}/logoff"' in html
+
+
+def test_reading_while_accounting_is_applied_never_counts_it_twice(client, coova, radius_server):
+    """The person's first accounting of the day while /status is being read (a phone refreshing it):
+    the RADIUS server applies accounting to SQL and to the Redis counters in separate steps, and a read
+    in between must not seed the counters with a delta that is then added again."""
+    resp = arrive_and_register(client, coova.portal_redirect("notyet", coova.origin()))
+    fetch("GET", resp.headers["Location"])
+    coova.applied = None
+    reading = threading.Event()
+    reading.set()
+
+    def refresh() -> None:
+        while reading.is_set():
+            client.get("/status")
+    reader = threading.Thread(target=refresh)
+    reader.start()
+    try:
+        coova.account("Start")
+        coova.account("Interim-Update", seconds=1500, bytes_in=40_000_000, bytes_out=210_000_000)
+        settle(radius_server)
+    finally:
+        reading.clear()
+        reader.join()
+    assert meters(page(client.get("/status"))) == ["1 h 35 min", "750 MB"]
 
 
 def test_registration_stores_consent_and_asks_for_nothing_else(client, db_factory, clock):
