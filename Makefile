@@ -20,12 +20,17 @@ run: $(STAMP) catalogs
 	$(BIN)/conecta init --demo
 	$(BIN)/conecta run
 
-# radclient (Debian's freeradius-utils) is the independent client in the tests: installed when
-# missing and possible (root + apt); the tests that need it skip with a reason otherwise.
+# radclient (Debian's freeradius-utils) is the independent RADIUS client of the tests and Debian's
+# chromium drives the browser tests: installed when missing and possible (root + apt); the tests
+# that need them skip with a reason otherwise.
 tools:
-	@command -v radclient >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq freeradius-utils >/dev/null) || \
-	  echo "note: radclient not installed; its tests will be skipped"; }
+	@missing=""; command -v radclient >/dev/null 2>&1 || missing="$$missing freeradius-utils"; \
+	  command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	        || echo "note: could not install$$missing; their tests will be skipped"; \
+	    else echo "note:$$missing not installed; their tests will be skipped"; fi; fi
 
 # axe-core (npm) for the accessibility tests in headless Chromium; tests/e2e/node_modules is git-ignored.
 # Without npm the axe test is skipped with a reason.
