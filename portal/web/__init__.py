@@ -48,7 +48,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # As many pooled connections as gunicorn threads, so no request waits for or opens one.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": 8, "max_overflow": 4},
         MAX_CONTENT_LENGTH=16 * 1024,           # the largest form is a fault report
         MAX_FORM_MEMORY_SIZE=16 * 1024,
         SESSION_COOKIE_NAME="conecta",

@@ -12,6 +12,7 @@ from portal import credentials, people
 from portal.arrival import Arrival, ArrivalError, NasView, handoff, parse_arrival
 from portal.model import AGE_BANDS, GENDERS, Nas, Site, User
 from portal.web import db, now
+from portal.web.cache import expiring
 from portal.web.security import account_key, failed, ip_limit, limiter, mac_key
 
 bp = Blueprint("splash", __name__)
@@ -29,6 +30,7 @@ def redis_client():  # noqa: ANN201
     return client
 
 
+@expiring(10.0)   # every splash page asks; a NAS added or changed shows within 10 s
 def _lookup(name: str | None, host: str | None) -> NasView | None:
     """A NAS by its name, or else by its address."""
     if name:
@@ -67,9 +69,16 @@ def current_person() -> User | None:
     return db.session.get(User, uid) if isinstance(uid, int) else None
 
 
-def _communities(site_id: int | None) -> list[str]:
+@expiring(10.0)
+def _communities(site_id: int | None) -> tuple[str, ...]:
     site = db.session.get(Site, site_id) if site_id else None
-    return [c.strip() for c in (site.communities or "").splitlines() if c.strip()] if site else []
+    return tuple(c.strip() for c in (site.communities or "").splitlines() if c.strip()) if site else ()
+
+
+@expiring(10.0)
+def _uam_secret(nas_id: int) -> str:
+    nas = db.session.get(Nas, nas_id)
+    return nas.uam_secret or "" if nas else ""
 
 
 def _page(arrival: Arrival | None, error: str | None = None, status: int = 200, **extra) -> tuple[str, int]:
@@ -104,9 +113,8 @@ def _go_online(user: User) -> Response | tuple[str, int]:
         return _page(None, _("Abre esta página desde la red Wi-Fi del municipio para conectarte."), 400)
     if arrival.vendor == "opennds":
         return redirect(handoff(arrival, "", "", None).url)
-    nas = db.session.get(Nas, arrival.nas_id)
     username, password = credentials.issue(redis_client(), user.id, arrival.nas_id, arrival.mac)
-    target = handoff(arrival, username, password, nas.uam_secret if nas else None)
+    target = handoff(arrival, username, password, _uam_secret(arrival.nas_id) or None)
     if target.method == "GET":
         return redirect(target.url)
     return render_template("handoff.html", target=target), 200
