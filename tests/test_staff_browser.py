@@ -34,13 +34,13 @@ def test_console_report_chart_and_export(console_url, tmp_path):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_context(accept_downloads=True).new_page()
+        page = browser.new_context(accept_downloads=True, locale="es-MX").new_page()
         page.goto(f"{console_url}/staff/")
         page.fill("#email", "analista@city.mx")
         page.fill("#password", "correct horse battery staple")
         page.click("button[type=submit]")
         assert page.url.endswith("/staff/")
-        page.click("text=Reportes")
+        page.click("nav a[href='/staff/reports']")
         page.wait_for_load_state("networkidle")
         widths = page.eval_on_selector_all("main img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
         assert len(widths) == 2 and all(w > 100 for w in widths)          # both SVG charts rendered
