@@ -145,20 +145,25 @@ class AcctRecord(Base):
     delay: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class UsageDaily(Base):
+class UsageFigures:
+    """The figures both rollups keep, with gender and age-band snapshots taken at ingest (reports
+    need no join, and stay right after a person deletes their data)."""
+
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
+    gender: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")
+    age_band: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")
+
+
+class UsageDaily(UsageFigures, Base):
     """Per person, site and local day: the rollup that counters and reports are rebuilt from."""
 
     __tablename__ = "usage_daily"
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)
     site_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sessions: Mapped[int] = mapped_column(Integer, default=0)
-    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
-    bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)
-    bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
-    # Snapshots taken at ingest: reports need no join, and survive a person deleting their data.
-    gender: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")
-    age_band: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")
 
 
 class Disconnect(Base):
@@ -229,16 +234,10 @@ class AuditEntry(Base):
     address: Mapped[str] = mapped_column(String(45), default="")
 
 
-class UsageMonthly(Base):
+class UsageMonthly(UsageFigures, Base):
     """Per person, site and local month: what month-wide reports read (a few rows per person)."""
 
     __tablename__ = "usage_monthly"
     month: Mapped[str] = mapped_column(String(7), primary_key=True)     # '2026-11'
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sessions: Mapped[int] = mapped_column(Integer, default=0)
-    seconds: Mapped[int] = mapped_column(BigInteger, default=0)
-    bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)
-    bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
-    gender: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")
-    age_band: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")
