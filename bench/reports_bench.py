@@ -2,17 +2,24 @@
 
 Per backend (SQLite file in a temp dir, PostgreSQL database conecta_reports_bench on 127.0.0.1):
 schema by portal.schema.upgrade; 200 sites (1-3 NAS each) and 100,000 people with the simulator's
-gender and age mix; a month of sessions (Start, Interim-Update every 5 min, Stop) at a handful of
-sites per person, fed in time order through portal.accounting.apply_batch -- the real ingest path,
-which stores acct_records and keeps usage_daily up to date -- with a progress bar. Then, median of
-5 runs after one warm-up:
+gender and age mix; a month of sessions (Start, Interim-Update every 5 min, Stop; 1 % of Stops lost)
+at a handful of sites per person, their records in time order, with a progress bar.
+
+Ingest (--ingest bulk, the default): acct_records by COPY (PostgreSQL) / executemany in 100k chunks
+(SQLite); sessions, usage_daily and usage_monthly from the same records by Replay, which redoes
+apply_batch's arithmetic. prove() then runs every session of 1,500 sampled people through the real
+portal.accounting.apply_batch (batches of 500, the RADIUS writer's) on a separate database and
+asserts its acct_records, sessions, usage_daily and usage_monthly rows equal Replay's exactly. --ingest apply sends
+all records through apply_batch instead (the real path; about 1-5k records/s here, too slow for 5M
+within 15 minutes). Then, median of 5 runs after one warm-up:
 
   (a) reports.usage(db, first, last, ["site", "gender", "age_band"], min_cell=5)  (the rollup)
   (b) the same figures by a plain GROUP BY over raw acct_records joined to nas, sites and users
 
 and (a), (b) and the generator's own totals must agree on every cell before suppression.
-Prints a table, writes bench/out/reports.json. Anything labelled "prototype" is an experiment on
-the benchmark's own database (an index, a query shape), not what Conecta ships.
+Prints a table, writes bench/out/reports.json. Also timed, 3 runs each: the query reports.usage ran
+over usage_daily before the usage_monthly rollup (for comparison), and "prototypes" -- experiments
+on the benchmark's own database (a query shape, a per-cell table), not what Conecta ships.
 
   .venv/bin/python bench/reports_bench.py [--records N] [--backend sqlite|postgresql|both]
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import hashlib
 import heapq
 import json
 import math
@@ -40,7 +48,18 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Date, DateTime, Engine, TextClause, bindparam, create_engine, event, insert, text  # noqa: E402
+from sqlalchemy import (  # noqa: E402
+    Date,
+    DateTime,
+    Engine,
+    TextClause,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    text,
+)
 from sqlalchemy.orm import Session as DbSession  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -95,6 +114,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--proof-people", type=int, default=1500,
                     help="people whose sessions go through apply_batch for the bulk proof (default 1500)")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per query after one warm-up (default 5)")
+    ap.add_argument("--proto-runs", type=int, default=3, help="timed runs per prototype after one warm-up (default 3)")
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--no-prototypes", action="store_true", help="skip the labelled index/query prototypes")
     ap.add_argument("--keep-db", action="store_true", help="leave the PostgreSQL database / SQLite file")
@@ -320,7 +340,7 @@ def make_event(world: World, month: Month, plans: list[Plan], ts: int, index: in
     status = "start" if step == 0 else "stop" if step == -1 else "interim"
     return AcctEvent(nas_id=nas, site_id=world.nas_site[nas], status=status, session_id=f"{index:08x}",
                      username=username, user_id=uid, mac=world.macs[person],
-                     framed_ip=f"10.64.{index >> 8 & 255}.{index & 255}",
+                     framed_ip=_framed_ip(index),
                      seconds=seconds, bytes_in=got_up, bytes_out=got_down,
                      terminate_cause="User-Request" if step == -1 else None,
                      event_time=EPOCH + timedelta(seconds=ts), local_day=month.local_day(ts), delay=0)
@@ -357,54 +377,82 @@ def ingest(engine: Engine, world: World, month: Month, plans: list[Plan], n_reco
 
 
 class Replay:
-    """apply_batch's arithmetic in bulk: per session the last counters, deltas never below zero, the
-    session counted on the local day of its first record, summed per (user, local day, site)."""
+    """apply_batch's arithmetic in bulk, on plain tuples: per session the last counters, deltas never
+    below zero, the session counted on the local day of its first record, summed per (user, local day,
+    site). prove() checks every row it yields or leaves against what apply_batch stores."""
 
     def __init__(self, world: World, month: Month, plans: list[Plan]) -> None:
         self.world, self.month, self.plans = world, month, plans
-        self.state: dict[int, list] = {}       # index -> [event, seconds, in, out, updated, stopped, cause]
+        # index -> [seconds, bytes_in, bytes_out, started_at, updated_at, stopped_at]
+        self.state: dict[int, list] = {}
         self.usage: dict[tuple[int, date, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
 
-    def feed(self, ts: int, index: int, step: int) -> AcctEvent:
-        e = make_event(self.world, self.month, self.plans, ts, index, step)
+    def feed(self, ts: int, index: int, step: int) -> tuple:
+        """One record: update the rollup and return its acct_records row (received_at = event time)."""
+        _, person, nas, duration, down, up, _, _ = self.plans[index]
+        uid, username, _, _ = self.world.people[person]
+        seconds = duration if step == -1 else step * INTERIM_S
+        got_down, got_up = _counters(duration, down, up, seconds)
+        status = "start" if step == 0 else "stop" if step == -1 else "interim"
+        sid = f"{index:08x}"
+        when = EPOCH + timedelta(seconds=ts)
+        dedup = hashlib.blake2b(f"{nas}|{status}|{sid}|{seconds}|{got_up}|{got_down}|{username}".encode(),
+                                digest_size=16).hexdigest()   # AcctEvent.digest(), checked by prove()
         s = self.state.get(index)
         created = s is None
         if created:
-            s = self.state[index] = [e, 0, 0, 0, e.event_time, None, None]
-        ds, d_in, d_out = max(0, e.seconds - s[1]), max(0, e.bytes_in - s[2]), max(0, e.bytes_out - s[3])
-        s[1] += ds
-        s[2] += d_in
-        s[3] += d_out
-        s[4] = max(s[4], e.event_time)
-        if e.status == "stop" and s[5] is None:
-            s[5], s[6] = e.event_time, e.terminate_cause
+            s = self.state[index] = [0, 0, 0, when - timedelta(seconds=seconds), when, None]
+        ds, d_in, d_out = max(0, seconds - s[0]), max(0, got_up - s[1]), max(0, got_down - s[2])
+        s[0] += ds
+        s[1] += d_in
+        s[2] += d_out
+        if when > s[4]:
+            s[4] = when
+        if status == "stop" and s[5] is None:
+            s[5] = when
         if created or ds or d_in or d_out:
-            row = self.usage[(e.user_id, e.local_day, e.site_id)]
-            row[0] += int(created)
+            row = self.usage[(uid, self.month.local_day(ts), self.world.nas_site[nas])]
+            row[0] += created
             row[1] += ds
             row[2] += d_out
             row[3] += d_in
-        return e
+        return dedup, when, nas, sid, status, uid, seconds, got_up, got_down, 0
 
     def usage_rows(self) -> list[tuple]:
         """(day, user_id, site_id, sessions, seconds, bytes_down, bytes_up, gender, age_band), PK order."""
         demo = {uid: (g, a) for uid, _, g, a in self.world.people}
         return sorted((day, uid, site, *v, *demo[uid]) for (uid, day, site), v in self.usage.items() if any(v))
 
+    def monthly_rows(self) -> list[tuple]:
+        """usage_monthly as _upsert_usage keeps it: the daily rows summed per (local month, user, site)."""
+        months: dict[tuple[str, int, int], list] = {}
+        for day, uid, site, *values, gender, age in self.usage_rows():
+            row = months.setdefault((day.strftime("%Y-%m"), uid, site), [0, 0, 0, 0, gender, age])
+            for i, v in enumerate(values):
+                row[i] += v
+        return sorted((*key, *v) for key, v in months.items())
+
     def session_rows(self) -> list[tuple]:
         """The sessions table as apply_batch leaves it (close_stale is the writer's, not ingest's)."""
         rows = []
-        for _, (e, seconds, b_in, b_out, updated, stopped, cause) in sorted(self.state.items()):
-            rows.append((e.nas_id, e.site_id, e.session_id, e.user_id, e.username, e.mac, e.framed_ip,
-                         e.event_time - timedelta(seconds=e.seconds), updated, stopped, seconds, b_in, b_out,
-                         cause, stopped is None))
+        for index, (seconds, b_in, b_out, started, updated, stopped) in sorted(self.state.items()):
+            _, person, nas, _, _, _, _, _ = self.plans[index]
+            uid, username, _, _ = self.world.people[person]
+            rows.append((nas, self.world.nas_site[nas], f"{index:08x}", uid, username, self.world.macs[person],
+                         _framed_ip(index), started, updated, stopped, seconds, b_in, b_out,
+                         None if stopped is None else "User-Request", stopped is None))
         return rows
+
+
+def _framed_ip(index: int) -> str:
+    return f"10.64.{index >> 8 & 255}.{index & 255}"
 
 
 ACCT_COLUMNS = "dedup, received_at, nas_id, acct_session_id, status, user_id, seconds, bytes_in, bytes_out, delay"
 SESSION_COLUMNS = ("nas_id, site_id, acct_session_id, user_id, username, mac, framed_ip, started_at, updated_at, "
                    "stopped_at, seconds, bytes_in, bytes_out, terminate_cause, is_open")
 USAGE_COLUMNS = "day, user_id, site_id, sessions, seconds, bytes_down, bytes_up, gender, age_band"
+MONTHLY_COLUMNS = "month, user_id, site_id, sessions, seconds, bytes_down, bytes_up, gender, age_band"
 
 
 def _sqlite_text(value: datetime | date | None) -> str | None:
@@ -415,7 +463,7 @@ def _sqlite_text(value: datetime | date | None) -> str | None:
 
 
 # The columns of each bulk-loaded table that SQLite stores as text dates / timestamps.
-SQLITE_DATES = {"acct_records": (1,), "sessions": (7, 8, 9), "usage_daily": (0,)}
+SQLITE_DATES = {"acct_records": (1,), "sessions": (7, 8, 9), "usage_daily": (0,), "usage_monthly": ()}
 
 
 class Loader:
@@ -448,17 +496,20 @@ class Loader:
         self.raw.close()
 
 
+def has_monthly(engine: Engine) -> bool:
+    """Whether the schema has the usage_monthly rollup (migration 0005) that apply_batch keeps too."""
+    return inspect(engine).has_table("usage_monthly")
+
+
 def bulk_load(engine: Engine, world: World, month: Month, plans: list[Plan], n_records: int) -> dict:
-    """acct_records, sessions and usage_daily written in bulk; usage_daily by Replay (proven by prove())."""
+    """acct_records, sessions, usage_daily (and usage_monthly) in bulk; the rollups by Replay (see prove())."""
     began = time.perf_counter()
     replay = Replay(world, month, plans)
     loader = Loader(engine)
     chunk: list[tuple] = []
     with tqdm(total=n_records, desc=f"bulk acct_records {engine.dialect.name}", unit="rec", unit_scale=True) as bar:
         for ts, index, step in records(plans):
-            e = replay.feed(ts, index, step)
-            chunk.append((e.digest(), e.event_time, e.nas_id, e.session_id, e.status, e.user_id, e.seconds,
-                          e.bytes_in, e.bytes_out, e.delay))
+            chunk.append(replay.feed(ts, index, step))
             if len(chunk) >= 100_000:
                 loader.write("acct_records", ACCT_COLUMNS, chunk)
                 bar.update(len(chunk))
@@ -467,10 +518,11 @@ def bulk_load(engine: Engine, world: World, month: Month, plans: list[Plan], n_r
             loader.write("acct_records", ACCT_COLUMNS, chunk)
             bar.update(len(chunk))
     acct_s = time.perf_counter() - began
-    sessions = replay.session_rows()
-    usage = replay.usage_rows()
+    tables = [("sessions", SESSION_COLUMNS, replay.session_rows()), ("usage_daily", USAGE_COLUMNS, replay.usage_rows())]
+    if has_monthly(engine):
+        tables.append(("usage_monthly", MONTHLY_COLUMNS, replay.monthly_rows()))
     del replay
-    for table, columns, rows in (("sessions", SESSION_COLUMNS, sessions), ("usage_daily", USAGE_COLUMNS, usage)):
+    for table, columns, rows in tables:
         for i in tqdm(range(0, len(rows), 200_000), desc=f"bulk {table}", leave=False):
             loader.write(table, columns, rows[i:i + 200_000])
     loader.close()
@@ -488,8 +540,7 @@ def prove(name: str, world: World, rows: dict[str, list[dict]], month: Month, pl
     sample = set(rng.sample(range(len(world.people)), min(people, len(world.people))))
     indices = [i for i, p in enumerate(plans) if p[1] in sample]
     replay = Replay(world, month, plans)
-    expected_acct = sorted((e.digest(), e.nas_id, e.session_id, e.status, e.user_id, e.seconds, e.bytes_in,
-                            e.bytes_out, e.delay) for e in (replay.feed(*r) for r in records(plans, indices)))
+    expected_acct = sorted((r[0], *r[2:]) for r in (replay.feed(*rec) for rec in records(plans, indices)))
     backend = open_backend(name, keep, suffix="_proof")
     try:
         upgrade(backend.engine)
@@ -503,6 +554,9 @@ def prove(name: str, world: World, rows: dict[str, list[dict]], month: Month, pl
             got_acct = sorted(tuple(r) for r in conn.execute(text(
                 "SELECT dedup, nas_id, acct_session_id, status, user_id, seconds, bytes_in, bytes_out, delay "
                 "FROM acct_records")).all())
+            monthly = has_monthly(backend.engine)
+            got_monthly = sorted(tuple(r) for r in conn.execute(text(
+                f"SELECT {MONTHLY_COLUMNS} FROM usage_monthly")).all()) if monthly else []
     finally:
         backend.cleanup()
     got_usage = [(_as_date(r[0]), *r[1:]) for r in got_usage]
@@ -513,7 +567,10 @@ def prove(name: str, world: World, rows: dict[str, list[dict]], month: Month, pl
               "apply_batch": run, "usage_daily_rows": len(got_usage),
               "usage_daily_equal": got_usage == want_usage, "sessions_equal": got_sessions == want_sessions,
               "acct_records_equal": got_acct == expected_acct}
-    if not (result["usage_daily_equal"] and result["sessions_equal"] and result["acct_records_equal"]):
+    if monthly:
+        result["usage_monthly_rows"] = len(got_monthly)
+        result["usage_monthly_equal"] = got_monthly == replay.monthly_rows()
+    if not all(v for k, v in result.items() if k.endswith("_equal")):
         diff = sorted(set(got_usage) ^ set(want_usage))[:5]
         raise AssertionError(f"bulk path differs from apply_batch: {result}; usage rows differing: {diff}")
     return result
@@ -646,12 +703,13 @@ def explain(engine: Engine, fn: Callable[[], object], setup: str | None = None) 
 
 
 def sizes(engine: Engine) -> dict:
+    rollups = ["usage_daily", "usage_monthly"] if has_monthly(engine) else ["usage_daily"]
     with engine.connect() as conn:
         counts = {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
-                  for t in ("acct_records", "sessions", "usage_daily", "users", "sites", "nas")}
+                  for t in ("acct_records", "sessions", *rollups, "users", "sites", "nas")}
         if engine.dialect.name == "postgresql":
             mb = {t: round(conn.execute(text(f"SELECT pg_total_relation_size('{t}')")).scalar_one() / 2**20, 1)
-                  for t in ("acct_records", "usage_daily")}
+                  for t in ("acct_records", *rollups)}
         else:
             pages = conn.execute(text("PRAGMA page_count")).scalar_one()
             size = conn.execute(text("PRAGMA page_size")).scalar_one()
@@ -697,7 +755,7 @@ def run_backend(name: str, args: argparse.Namespace) -> dict:
             out["vacuum_analyze_s"] = round(time.perf_counter() - began, 1)
         # SQLite: Conecta never runs ANALYZE / PRAGMA optimize, so the report is timed without statistics.
         out["size"] = sizes(backend.engine)
-        out["rollup_rows"] = out["size"]["rows"]["usage_daily"]
+        out["monthly"] = has_monthly(backend.engine)
         log(name, f"measuring; {out['size']}")
         raw_rows = measure(backend.engine, month, args, out)
         check(backend.engine, month, truth, world, raw_rows, out)
@@ -719,6 +777,8 @@ def measure(engine: Engine, month: Month, args: argparse.Namespace, out: dict) -
     out["ratio"] = round(out["raw_s"] / out["report_s"], 1)
     out["pass"] = out["report_s"] < TARGET_S
     out["report_sql"] = captured_sql(engine, lambda: rollup_report(engine, month, 5))[0]
+    out["rollup_table"] = "usage_monthly" if "usage_monthly" in out["report_sql"] else "usage_daily"
+    out["rollup_rows"] = out["size"]["rows"][out["rollup_table"]]   # all of them are the month's
     out["report_plan"] = explain(engine, lambda: rollup_report(engine, month, 5))
     out["raw_sql"] = RAW_SQL.strip()
     out["raw_plan"] = explain(engine, lambda: raw_report(engine, month))
@@ -740,49 +800,58 @@ def check(engine: Engine, month: Month, truth: Truth, world: World, raw_rows: li
 
 
 # ---------------------------------------------------------------------------------------------
-# Prototypes (labelled): not Conecta's code; measured on the benchmark's own database only.
+# Comparisons and prototypes (labelled): the daily query is what reports.usage ran before the
+# usage_monthly rollup; the others are experiments on the benchmark's own database, not Conecta's code.
 
-TWO_STEP_SQL = """
-SELECT s.name AS site, c.gender AS gender, c.age_band AS age_band, COUNT(*) AS users,
-       SUM(c.sessions) AS sessions, SUM(c.seconds) AS seconds,
-       SUM(c.bytes_down) AS bytes_down, SUM(c.bytes_up) AS bytes_up
-FROM (SELECT site_id, gender, age_band, user_id, SUM(sessions) AS sessions, SUM(seconds) AS seconds,
+# reports.usage before usage_monthly (commit cb1c61f): the same figures from usage_daily.
+DAILY_SQL = """
+SELECT sites.name AS site, usage_daily.gender AS gender, usage_daily.age_band AS age_band,
+       COUNT(DISTINCT usage_daily.user_id) AS users, SUM(usage_daily.sessions) AS sessions,
+       SUM(usage_daily.seconds) AS seconds, SUM(usage_daily.bytes_down) AS bytes_down,
+       SUM(usage_daily.bytes_up) AS bytes_up
+FROM usage_daily JOIN sites ON sites.id = usage_daily.site_id
+WHERE usage_daily.day >= :first AND usage_daily.day <= :last
+GROUP BY sites.name, usage_daily.gender, usage_daily.age_band
+ORDER BY sites.name, usage_daily.gender, usage_daily.age_band
+"""
+# usage_monthly has one row per (month, person, site) carrying one gender / age band snapshot, so
+# within one month COUNT(*) of a (site, gender, age band) cell is its distinct people: no
+# COUNT(DISTINCT), and the grouping is on site_id (an integer) with the 200 names joined after.
+MONTHLY_SQL = """
+SELECT s.name AS site, c.gender AS gender, c.age_band AS age_band, c.users AS users, c.sessions AS sessions,
+       c.seconds AS seconds, c.bytes_down AS bytes_down, c.bytes_up AS bytes_up
+FROM (SELECT site_id, gender, age_band, COUNT(*) AS users, SUM(sessions) AS sessions, SUM(seconds) AS seconds,
              SUM(bytes_down) AS bytes_down, SUM(bytes_up) AS bytes_up
-      FROM usage_daily WHERE day >= :first AND day <= :last
-      GROUP BY site_id, gender, age_band, user_id) AS c
+      FROM usage_monthly WHERE month = :month
+      GROUP BY site_id, gender, age_band) AS c
 JOIN sites s ON s.id = c.site_id
-GROUP BY s.name, c.gender, c.age_band
 ORDER BY s.name, c.gender, c.age_band
 """
-WORK_MEM = "SET work_mem = '64MB'"
-COVERING_INDEX = ("CREATE INDEX proto_usage_daily_report ON usage_daily "
-                  "(day, site_id, gender, age_band, user_id, sessions, seconds, bytes_down, bytes_up)")
-MONTHLY_TABLE = """
-CREATE TABLE proto_usage_monthly (
-    month DATE NOT NULL, site_id INTEGER NOT NULL, gender VARCHAR(12) NOT NULL, age_band VARCHAR(12) NOT NULL,
-    user_id INTEGER NOT NULL, sessions INTEGER NOT NULL, seconds BIGINT NOT NULL, bytes_down BIGINT NOT NULL,
-    bytes_up BIGINT NOT NULL, PRIMARY KEY (month, site_id, gender, age_band, user_id))
+CUBE_TABLE = """
+CREATE TABLE proto_usage_cube (
+    month VARCHAR(7) NOT NULL, site_id INTEGER NOT NULL, gender VARCHAR(12) NOT NULL,
+    age_band VARCHAR(12) NOT NULL, users INTEGER NOT NULL, sessions INTEGER NOT NULL, seconds BIGINT NOT NULL,
+    bytes_down BIGINT NOT NULL, bytes_up BIGINT NOT NULL, PRIMARY KEY (month, site_id, gender, age_band))
 """
-MONTHLY_FILL = """
-INSERT INTO proto_usage_monthly
-SELECT :first, site_id, gender, age_band, user_id, SUM(sessions), SUM(seconds), SUM(bytes_down), SUM(bytes_up)
-FROM usage_daily WHERE day >= :first AND day <= :last GROUP BY site_id, gender, age_band, user_id
+CUBE_FILL = """
+INSERT INTO proto_usage_cube
+SELECT month, site_id, gender, age_band, COUNT(*), SUM(sessions), SUM(seconds), SUM(bytes_down), SUM(bytes_up)
+FROM usage_monthly GROUP BY month, site_id, gender, age_band
 """
-# One row per (month, site, gender, age band, person): COUNT(*) is the distinct people of a cell.
-MONTHLY_SQL = """
-SELECT s.name AS site, m.gender AS gender, m.age_band AS age_band, COUNT(*) AS users,
-       SUM(m.sessions) AS sessions, SUM(m.seconds) AS seconds,
-       SUM(m.bytes_down) AS bytes_down, SUM(m.bytes_up) AS bytes_up
-FROM proto_usage_monthly m JOIN sites s ON s.id = m.site_id
-WHERE m.month = :first
-GROUP BY s.name, m.gender, m.age_band
-ORDER BY s.name, m.gender, m.age_band
+CUBE_SQL = """
+SELECT s.name AS site, c.gender AS gender, c.age_band AS age_band, c.users AS users, c.sessions AS sessions,
+       c.seconds AS seconds, c.bytes_down AS bytes_down, c.bytes_up AS bytes_up
+FROM proto_usage_cube c JOIN sites s ON s.id = c.site_id
+WHERE c.month = :month
+ORDER BY s.name, c.gender, c.age_band
 """
+JIT_OFF = "SET jit = off"
 
 
 def sql_report(engine: Engine, sql: str, month: Month, setup: str | None = None) -> list[dict]:
-    params = {"first": month.first, "last": month.last} if ":last" in sql else {"first": month.first}
-    stmt = text(sql).bindparams(*(bindparam(k, type_=Date) for k in params))
+    params = {k: v for k, v in {"first": month.first, "last": month.last,
+                                "month": month.first.strftime("%Y-%m")}.items() if f":{k}" in sql}
+    stmt = text(sql).bindparams(*(bindparam(k, type_=Date) for k in params if k != "month"))
     with engine.connect() as conn:
         if setup:
             conn.execute(text(setup))
@@ -791,13 +860,52 @@ def sql_report(engine: Engine, sql: str, month: Month, setup: str | None = None)
 
 
 def usage_with(engine: Engine, month: Month, setup: str) -> list[dict]:
-    """reports.usage unchanged, on a connection where `setup` ran first (e.g. SET work_mem)."""
+    """reports.usage unchanged, on a connection where `setup` ran first (e.g. SET jit = off)."""
     with engine.connect() as conn:
         conn.execute(text(setup))
         with DbSession(bind=conn) as db:
             rows = reports.usage(db, month.first, month.last, BY, min_cell=5)
         conn.rollback()
     return rows
+
+
+def prototypes(engine: Engine, month: Month, args: argparse.Namespace, out: dict) -> None:
+    reference = cells(rollup_report(engine, month, 0))        # for the SQL variants (no suppression)
+    reference_suppressed = rollup_report(engine, month, 5)     # for reports.usage itself
+    pg = engine.dialect.name == "postgresql"
+    protos: dict = {}
+
+    def trial(key: str, what: str, fn: Callable[[], list[dict]], setup: str | None = None, **extra: object) -> None:
+        median, times, rows = timed(fn, args.proto_runs)
+        agrees = rows == reference_suppressed if rows and "suppressed" in rows[0] else cells(rows) == reference
+        protos[key] = {"what": what, "median_s": round(median, 4), "runs_s": [round(t, 4) for t in times],
+                       "agrees": agrees, **extra}
+        protos[key]["plan"] = explain(engine, fn, setup)
+        print(f"  {engine.dialect.name} {key}: {median:.3f} s", file=sys.stderr, flush=True)
+
+    trial("daily_rollup_query", "comparison: the query reports.usage ran before usage_monthly -- COUNT(DISTINCT) "
+          "over the month's usage_daily rows, grouped by site name", lambda: sql_report(engine, DAILY_SQL, month))
+    if not out.get("monthly"):
+        out["prototypes"] = protos
+        return
+    if pg:
+        trial("jit_off", "prototype: reports.usage unchanged, SET jit = off on its connection (server default on)",
+              lambda: usage_with(engine, month, JIT_OFF), JIT_OFF)
+    trial("monthly_count_star", "prototype query on usage_monthly: COUNT(*) per cell instead of COUNT(DISTINCT), "
+          "grouped by site_id before joining site names", lambda: sql_report(engine, MONTHLY_SQL, month))
+    began = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(text(CUBE_TABLE))
+        conn.execute(text(CUBE_FILL))
+        cube_rows = conn.execute(text("SELECT COUNT(*) FROM proto_usage_cube")).scalar_one()
+    _stats(engine, "proto_usage_cube")
+    build = round(time.perf_counter() - began, 1)
+    trial("monthly_cube", "prototype table: one row per (month, site, gender, age band), users counted on ingest "
+          "when a person's usage_monthly row is first inserted", lambda: sql_report(engine, CUBE_SQL, month),
+          rows=cube_rows, build_s=build)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE proto_usage_cube"))
+    out["prototypes"] = protos
 
 
 def _stats(engine: Engine, table: str | None = None) -> None:
@@ -809,62 +917,9 @@ def _stats(engine: Engine, table: str | None = None) -> None:
             conn.commit()
 
 
-def prototypes(engine: Engine, month: Month, args: argparse.Namespace, out: dict) -> None:
-    reference = cells(rollup_report(engine, month, 0))        # for the SQL prototypes (no suppression)
-    reference_suppressed = rollup_report(engine, month, 5)     # for reports.usage itself
-    pg = engine.dialect.name == "postgresql"
-    protos: dict = {}
-
-    def trial(key: str, what: str, fn: Callable[[], list[dict]], setup: str | None = None, **extra: object) -> None:
-        median, times, rows = timed(fn, args.runs)
-        agrees = rows == reference_suppressed if rows and "suppressed" in rows[0] else cells(rows) == reference
-        protos[key] = {"what": what, "median_s": round(median, 4), "runs_s": [round(t, 4) for t in times],
-                       "agrees": agrees, **extra}
-        protos[key]["plan"] = explain(engine, fn, setup)
-        print(f"  prototype {engine.dialect.name} {key}: {median:.3f} s", file=sys.stderr, flush=True)
-
-    trial("two_step_query", "query rewrite: GROUP BY site, gender, age band, person first, then COUNT(*) -- no "
-          "COUNT(DISTINCT); usage_daily and its indexes unchanged", lambda: sql_report(engine, TWO_STEP_SQL, month))
-    if pg:
-        trial("work_mem_64MB", "reports.usage unchanged, SET work_mem = '64MB' on its connection (server default "
-              "4MB)", lambda: usage_with(engine, month, WORK_MEM), WORK_MEM)
-        trial("two_step_work_mem_64MB", "two-step query + SET work_mem = '64MB'",
-              lambda: sql_report(engine, TWO_STEP_SQL, month, WORK_MEM), WORK_MEM)
-    else:
-        _stats(engine)
-        trial("sqlite_analyze", "reports.usage unchanged after ANALYZE (Conecta never runs it)",
-              lambda: rollup_report(engine, month, 5))
-        trial("two_step_analyze", "two-step query after ANALYZE", lambda: sql_report(engine, TWO_STEP_SQL, month))
-    began = time.perf_counter()
-    with engine.begin() as conn:
-        conn.execute(text(COVERING_INDEX))
-    _stats(engine, "usage_daily")
-    build = round(time.perf_counter() - began, 1)
-    trial("covering_index", f"index {COVERING_INDEX[13:]}; reports.usage unchanged",
-          lambda: rollup_report(engine, month, 5), build_s=build)
-    trial("covering_index_two_step", "covering index + two-step query",
-          lambda: sql_report(engine, TWO_STEP_SQL, month))
-    with engine.begin() as conn:
-        conn.execute(text("DROP INDEX proto_usage_daily_report"))
-    began = time.perf_counter()
-    with engine.begin() as conn:
-        conn.execute(text(MONTHLY_TABLE))
-        conn.execute(text(MONTHLY_FILL).bindparams(bindparam("first", type_=Date), bindparam("last", type_=Date)),
-                     {"first": month.first, "last": month.last})
-        monthly_rows = conn.execute(text("SELECT COUNT(*) FROM proto_usage_monthly")).scalar_one()
-    _stats(engine, "proto_usage_monthly")
-    build = round(time.perf_counter() - began, 1)
-    trial("monthly_rollup", "a month-level rollup kept beside usage_daily (one row per month, site, gender, age "
-          "band, person; PK in that order); COUNT(*) per cell", lambda: sql_report(engine, MONTHLY_SQL, month),
-          rows=monthly_rows, build_s=build)
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE proto_usage_monthly"))
-    out["prototypes"] = protos
-
-
 def table(results: list[dict]) -> str:
-    header = ["backend", "records", "rollup rows", "report s", "raw GROUP BY s", "ratio", "< 1 s", "cells agree"]
-    lines = [[r["backend"], f"{r['records']:,}", f"{r['rollup_rows']:,}", f"{r['report_s']:.3f}",
+    header = ["backend", "records", "rollup rows read", "report s", "raw GROUP BY s", "ratio", "< 1 s", "cells agree"]
+    lines = [[r["backend"], f"{r['records']:,}", f"{r['rollup_rows']:,} ({r['rollup_table']})", f"{r['report_s']:.3f}",
               f"{r['raw_s']:.3f}", f"{r['ratio']:.1f}x", "PASS" if r["pass"] else "FAIL",
               "yes" if r.get("agree") else "NO"] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in lines)) for i, h in enumerate(header)]
