@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DbSession
 
@@ -85,13 +85,18 @@ def _insert_new(db: DbSession, events: list[AcctEvent], received: datetime) -> l
 
 
 def _load_sessions(db: DbSession, events: list[AcctEvent]) -> dict[tuple[int, str], Session]:
-    keys = {(e.nas_id, e.session_id) for e in events if e.session_id}
+    keys = sorted({(e.nas_id, e.session_id) for e in events if e.session_id})
     if not keys:
         return {}
-    query = select(Session).where(tuple_(Session.nas_id, Session.acct_session_id).in_(list(keys)))
     if db.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()  # several `conecta radius` nodes may share one database
-    return {(s.nas_id, s.acct_session_id): s for s in db.scalars(query)}
+        # FOR UPDATE: several `conecta radius` nodes may share one database.
+        query = select(Session).where(tuple_(Session.nas_id, Session.acct_session_id).in_(keys)).with_for_update()
+        return {(s.nas_id, s.acct_session_id): s for s in db.scalars(query)}
+    found = {}
+    for start in range(0, len(keys), 200):   # SQLite scans the table for a row-value IN; pairs use the index
+        pairs = [and_(Session.nas_id == n, Session.acct_session_id == sid) for n, sid in keys[start:start + 200]]
+        found.update({(s.nas_id, s.acct_session_id): s for s in db.scalars(select(Session).where(or_(*pairs)))})
+    return found
 
 
 def _ref(s: Session) -> str:
