@@ -12,7 +12,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from radius.packets import normalize_mac
 
@@ -270,8 +270,3 @@ def handoff(arrival: Arrival, username: str, password: str, uam_secret: str | No
                                                    "redirurl": dst, "zone": arrival.extra["zone"],
                                                    "accept": "Continue"})
     return HandOff("POST", arrival.login_url, {"username": username, "password": password, "dst": dst})
-
-
-def quote_url(url: str) -> str:
-    """Percent-encode what a Location header must not carry raw."""
-    return quote(url, safe=":/?&=%#;+,@")

@@ -7,7 +7,7 @@ u:{uid}:open is a sorted set of open sessions ("nas_id:acct_session_id") scored 
 from __future__ import annotations
 
 import time as _time
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
 import redis
 from sqlalchemy import func, select
@@ -191,15 +191,3 @@ def rebuild(r: redis.Redis, db: DbSession, now: datetime) -> int:
         seed(r, sql_usage(db, chunk, now), now, nx=False)
     build_active_set(r, db, now)
     return len(uids)
-
-
-def day_of(key: str) -> date:
-    """The date of a day key '20261126'."""
-    return datetime.strptime(key, "%Y%m%d").date()
-
-
-def month_window(now: datetime) -> tuple[date, date]:
-    """First and last local day of the month of `now`."""
-    first = now.date().replace(day=1)
-    nxt = (first + timedelta(days=32)).replace(day=1)
-    return first, nxt - timedelta(days=1)

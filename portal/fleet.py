@@ -6,7 +6,7 @@ import csv
 import io
 import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -267,8 +267,3 @@ def commit_or_explain(db: DbSession) -> None:
     except IntegrityError as exc:
         db.rollback()
         raise FleetError(f"not saved: {str(exc.orig).splitlines()[0][:120]}") from None
-
-
-def as_rows(objs: Iterable, columns: tuple[str, ...]) -> list[tuple]:
-    """Plain tuples of the named attributes, for tables."""
-    return [tuple(getattr(o, c) for c in columns) for o in objs]

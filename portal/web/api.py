@@ -7,7 +7,7 @@ from flask import Blueprint, Response, g, jsonify, render_template, request
 from portal import reports, staffauth
 from portal.web import csrf, db
 from portal.web.staff import COOKIE
-from portal.web.staff_reports import report_args
+from portal.web.staff_reports import local_today, report_args
 
 bp = Blueprint("api", __name__)
 OPEN_DATA_K = 5
@@ -32,15 +32,10 @@ def api_reports() -> tuple[Response, int] | Response:
 
 
 def _open_rows() -> tuple[str, list[dict], list[str]]:
-    month = request.args.get("month") or reports.default_period(_today())[0].strftime("%Y-%m")
+    month = request.args.get("month") or reports.default_period(local_today())[0].strftime("%Y-%m")
     start, end = reports.month_bounds(month)
     by = ["site_kind", "gender", "age_band"]
     return month, reports.usage(db.session, start, end, by, OPEN_DATA_K), by
-
-
-def _today():  # noqa: ANN202
-    from portal.web.staff_reports import _today as today
-    return today()
 
 
 @bp.get("/api/v1/open-data")

@@ -5,23 +5,22 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from flask import Response, abort, current_app, render_template, request
-from sqlalchemy import select
 
 from portal import console, reports
-from portal.model import Site
 from portal.web import db
 from portal.web.staff import bp, record, role
 
 MAX_EXPORT_ROWS = 100_000
 
 
-def _today() -> date:
+def local_today() -> date:
+    """Today in the configured time zone."""
     return datetime.now(current_app.config["CONECTA"].tz).date()
 
 
 def report_args() -> tuple[date, date, list[str], int]:
     """from, to, by and min_cell from the query string; ReportError on anything malformed."""
-    first, last = reports.default_period(_today())
+    first, last = reports.default_period(local_today())
     start = reports.parse_day(request.args.get("from", first.isoformat()), "from")
     end = reports.parse_day(request.args.get("to", last.isoformat()), "to")
     by = reports.parse_by(",".join(request.args.getlist("by")) or "site,gender")
@@ -105,8 +104,3 @@ def export(fmt: str) -> Response:
     else:
         body, mime = reports.to_xlsx(rows, by), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     return Response(body, mimetype=mime, headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def site_names() -> list[str]:
-    """Site names, for filters."""
-    return list(db.session.scalars(select(Site.name).order_by(Site.name)))
