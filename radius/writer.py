@@ -86,6 +86,7 @@ class AccountingWriter(threading.Thread):
         self.committed = 0
         self.handed = self.settled = 0      # records handed over / applied and counted
         self.dirty: set[int] = set()        # people whose Redis counters missed a delta
+        self.unreleased: Counter_[int] = Counter_()   # write guards held by a batch Redis never took
 
     def log_batch(self, items: list[tuple[AcctEvent, Ack]]) -> None:
         """Hand a batch to the log thread, which makes it durable and then acknowledges it."""
@@ -214,15 +215,18 @@ class AccountingWriter(threading.Thread):
 
     def _commit(self, batch: list[tuple[AcctEvent, int]]) -> None:
         events = [e for e, _ in batch]
+        held: list[int] = []
         try:
             with self.db_factory() as db, db.begin():
                 resolve_users(db, self.redis, events)
                 result = apply_batch(db, events, self.clock().replace(tzinfo=None))
                 user_policies = self._user_policies(db, result)
+                held = self._hold(result)   # before the commit makes the usage visible to readers
         except Exception as exc:  # noqa: BLE001 - the records are safe in the log: retry
             log.error("accounting batch of %d not applied to SQL yet (%s: %s); retrying",
                       len(batch), type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "",
                       exc_info=log.isEnabledFor(logging.DEBUG))
+            self._let_go(held)
             self.pending = batch
             if not self.stopping.is_set():
                 time.sleep(1.0)
@@ -231,35 +235,58 @@ class AccountingWriter(threading.Thread):
         for segment, n in Counter_(s for _, s in batch).items():
             self.wal.applied(segment, n)
         # Redis follows in its own thread, in commit order, while the next batch commits.
-        self.live.put((result, user_policies, len(batch)))
+        self.live.put((result, user_policies, len(batch), set(held)))
+
+    def _hold(self, result: BatchResult) -> list[int]:
+        uids = sorted({uid for uid, _, _ in result.usage})
+        try:
+            counters.hold(self.redis, uids)
+        except redis.RedisError:
+            return []    # the live thread treats these people as dirty
+        return uids
+
+    def _let_go(self, held: list[int]) -> None:
+        try:
+            counters.hold(self.redis, held, step=-1)
+        except redis.RedisError:
+            pass         # the guard expires on its own
 
     def _run_live(self) -> None:
         while True:
             item = self.live.get()
             if item is None:
                 return
-            result, user_policies, n = item
+            result, user_policies, n, held = item
+            # Usage committed without a guard: drop those counters, they are re-seeded after the commit.
+            self.dirty.update(uid for uid, _, _ in result.usage if uid not in held)
+            now = self.clock().astimezone(self.tz)
+            totals = None
             for attempt in range(3):
                 try:
-                    self._forget_dirty()
-                    self._update_live(result, user_policies)
+                    self._forget_dirty(now)
+                    if totals is None:    # added once only: a retry must not add the delta twice
+                        totals = self._add_deltas(result, held, now)
+                    self._follow_up(result, user_policies, totals, now)
                     break
                 except Exception as exc:  # noqa: BLE001 - SQL is the truth; counters heal on the next read
                     log.warning("live counters not updated (%s, attempt %d)", type(exc).__name__, attempt + 1)
                     time.sleep(0.2 * (attempt + 1))
             else:
-                # A counter that missed a delta would under-count: drop it, so the next read re-seeds
-                # it from SQL, as soon as Redis answers again.
-                self.dirty.update(uid for uid, _, _ in result.usage)
+                if totals is None:
+                    # A counter that missed a delta would under-count: drop it, so the next read
+                    # re-seeds it from SQL, as soon as Redis answers again; and let go of the guard.
+                    self.dirty.update(uid for uid, _, _ in result.usage)
+                    self.unreleased.update(held)
             self.settled += n
 
-    def _forget_dirty(self) -> None:
-        if not self.dirty:
-            return
-        now = self.clock().astimezone(self.tz)
-        stale = [key for uid in self.dirty for key in counters.keys(uid, now)[:2]]
-        self.redis.delete(*stale)
-        self.dirty.clear()
+    def _forget_dirty(self, now: datetime) -> None:
+        if self.dirty:
+            self.redis.delete(*[key for uid in self.dirty for key in counters.keys(uid, now)[:2]])
+            self.dirty.clear()
+        if self.unreleased:
+            for times in set(self.unreleased.values()):
+                counters.hold(self.redis, [u for u, k in self.unreleased.items() if k == times], step=-times)
+            self.unreleased.clear()
 
     def _user_policies(self, db: DbSession, result: BatchResult) -> dict[int, str | None]:
         uids = {uid for uid, _, _ in result.usage}
@@ -267,28 +294,40 @@ class AccountingWriter(threading.Thread):
             return {}
         return dict(db.execute(select(User.id, User.policy).where(User.id.in_(uids))).all())
 
-    def _update_live(self, result: BatchResult, user_policies: dict) -> None:
-        now = self.clock().astimezone(self.tz)
-        today = now.date()
-        deltas: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    def _add_deltas(self, result: BatchResult, held: set[int], now: datetime) -> dict:
+        """Add the batch to the counters; return per person [day s, day b, month s, month b, site]."""
+        period = period_keys(now)
+        today, first = now.date(), now.date().replace(day=1)
+        # Every person in the batch gets an entry, even a zero one: the call also lets go of the guard.
+        deltas: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         site_of: dict[int, int] = {}
         for (uid, day, site), (_, seconds, down, up) in result.usage.items():
+            delta = deltas[(uid, *period)]
+            site_of[uid] = site
+            if first <= day <= today:   # late records for earlier days count in the month
+                delta[2] += seconds
+                delta[3] += down + up
             if day == today:
-                deltas[(uid, *period_keys(now))][0] += seconds
-                deltas[(uid, *period_keys(now))][1] += down + up
-                site_of[uid] = site
-        totals = counters.add_usage(self.redis, {k: tuple(v) for k, v in deltas.items()}) if deltas else {}
-        missing = [uid for (uid, _, _), t in totals.items() if -1 in t]
+                delta[0] += seconds
+                delta[1] += down + up
+        if not deltas:
+            return {}
+        added = counters.add_usage(self.redis, {k: tuple(v) for k, v in deltas.items()}, held)
+        missing = {uid: t[4] for (uid, _, _), t in added.items() if -1 in t[:4]}
+        totals = {uid: [*t[:4], site_of[uid]] for (uid, _, _), t in added.items()}
         if missing:
             with self.db_factory() as db:
-                fresh = counters.sql_usage(db, missing, now)
-            counters.seed(self.redis, fresh, now, nx=False)
+                fresh = counters.sql_usage(db, list(missing), now)
+            counters.seed_missing(self.redis, fresh, missing, now)
             for uid, values in fresh.items():
-                totals[(uid, *period_keys(now))] = list(values)
+                totals[uid] = [*values, site_of[uid]]
+        return totals
+
+    def _follow_up(self, result: BatchResult, user_policies: dict, totals: dict, now: datetime) -> None:
         self._update_open_sets(result, now)
-        for (uid, _, _), t in totals.items():
-            policy = self.policies.get(user_policies.get(uid) or self.policy_of(site_of[uid]))
-            counter = spent(policy, Usage(*t[:4])) if policy else None
+        for uid, (*used, site) in totals.items():
+            policy = self.policies.get(user_policies.get(uid) or self.policy_of(site))
+            counter = spent(policy, Usage(*used)) if policy else None
             if counter is not None:
                 self.on_spent(uid, counter)
 
