@@ -16,8 +16,10 @@ $(STAMP): setup.cfg pyproject.toml
 catalogs: $(STAMP)
 	@$(BIN)/pybabel compile -d portal/translations >/dev/null
 
+# A new user sees full reports at once: two weeks of simulated visits, the first time only.
 run: $(STAMP) catalogs
 	$(BIN)/conecta init --demo
+	$(BIN)/conecta simulate --if-empty --people 120 --days 14
 	$(BIN)/conecta run
 
 # radclient (Debian's freeradius-utils) is the independent RADIUS client of the tests and Debian's

@@ -177,13 +177,22 @@ def counters_rebuild(c: Context) -> None:
 @click.option("--people", default=300, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 366))
 @click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--if-empty", is_flag=True, help="only when no accounting is stored yet (what `make run` uses)")
 @pass_ctx
-def simulate(c: Context, people: int, days: int, seed: int) -> None:
+def simulate(c: Context, people: int, days: int, seed: int, if_empty: bool) -> None:
     """Play access points and citizens through the real RADIUS path (sites named after a real program)."""
+    from sqlalchemy import select
+
     from portal import simulate as sim
     from portal.db import session_factory
+    from portal.model import AcctRecord
     from portal.redisconn import connect
     settings = c.settings
+    if if_empty:
+        with c.db() as db:
+            if db.scalar(select(AcctRecord.id).limit(1)) is not None:
+                click.echo("accounting already stored; no demo data added")
+                return
     with redis_url(settings) as url:
         bar = click.progressbar(length=1, label="simulating", file=sys.stderr)
         with bar:

@@ -55,13 +55,36 @@ def site_group(main: click.Group) -> None:
     @click.option("--planned-gb-month", type=float)
     @click.option("--lat", type=float)
     @click.option("--lon", type=float)
+    @click.option("--community", "communities", multiple=True, help="offered at registration; repeat for more")
     @click.pass_obj
-    def add(c, name, kind, policy, planned_gb_month, lat, lon) -> None:  # noqa: ANN001
+    def add(c, name, kind, policy, planned_gb_month, lat, lon, communities) -> None:  # noqa: ANN001
         """Add a site."""
         with c.db() as db:
-            fleet.add_site(db, c.policies, name, kind, policy, planned_gb_month, lat, lon)
+            fleet.add_site(db, c.policies, name, kind, policy, planned_gb_month, lat, lon, communities)
             fleet.commit_or_explain(db)
         click.echo(f"site {name!r} added ({kind}, policy {policy})")
+
+    @site.command("set")
+    @click.argument("name")
+    @click.option("--rename")
+    @click.option("--kind", type=click.Choice(SITE_KINDS))
+    @click.option("--policy")
+    @click.option("--planned-gb-month", type=float)
+    @click.option("--lat", type=float)
+    @click.option("--lon", type=float)
+    @click.option("--community", "communities", multiple=True, help="replaces the list; repeat for more")
+    @click.pass_obj
+    def set_(c, name, rename, kind, policy, planned_gb_month, lat, lon, communities) -> None:  # noqa: ANN001
+        """Change a site; what is not given stays as it is."""
+        with c.db() as db:
+            row = _get(db, Site, Site.name, name, "site")
+            spec = fleet.SiteSpec(rename or row.name, kind or row.kind, policy or row.policy,
+                                  row.planned_gb_month if planned_gb_month is None else planned_gb_month,
+                                  row.lat if lat is None else lat, row.lon if lon is None else lon,
+                                  tuple(communities) or tuple((row.communities or "").splitlines()))
+            changed = fleet.update_site(db, c.policies, row, spec)
+            fleet.commit_or_explain(db)
+        click.echo(f"site {spec.name!r}: {', '.join(changed) or 'nothing'} changed")
 
     @site.command("list")
     @click.pass_obj

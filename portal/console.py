@@ -20,6 +20,7 @@ class Node:
 
     id: int
     name: str
+    site_id: int
     site: str
     vendor: str
     ip: str
@@ -51,7 +52,7 @@ def node_board(db: DbSession, r: redis.Redis | None, interim_of: dict[str, int],
     for nas, site, policy in rows:
         limit = timedelta(seconds=interim_of.get(policy, 300) * multiple)
         last = max([t for t in (seen.get(nas.id), nas.last_seen) if t is not None], default=None)
-        nodes.append(Node(nas.id, nas.name, site, nas.vendor, nas.ip, last, live.get(nas.id, 0),
+        nodes.append(Node(nas.id, nas.name, nas.site_id, site, nas.vendor, nas.ip, last, live.get(nas.id, 0),
                           faults.get(nas.id, 0), last is not None and now - last <= limit))
     return nodes
 
@@ -113,6 +114,8 @@ def women_share(rows: list[dict]) -> dict[str, float | None]:
     """Share of women among users per site, from a site × gender report (None where suppressed)."""
     totals: dict[str, list] = {}
     for row in rows:
+        if row["row"] != "cell":
+            continue
         entry = totals.setdefault(row["site"], [0, 0, False])
         if row["suppressed"]:
             entry[2] = True

@@ -15,7 +15,20 @@ from sqlalchemy.orm import Session as DbSession
 
 from policies import Policy
 from portal.credentials import is_one_time
-from portal.model import AGE_BANDS, GENDERS, SITE_KINDS, STAFF_ROLES, VENDORS, Nas, Session, Site, Staff, User
+from portal.model import (
+    AGE_BANDS,
+    GENDERS,
+    SITE_KINDS,
+    STAFF_ROLES,
+    VENDORS,
+    FaultReport,
+    Nas,
+    Session,
+    Site,
+    Staff,
+    UsageDaily,
+    User,
+)
 from radius.packets import normalize_mac
 
 WEAK_SECRETS = {"testing123", "radius", "secret", "password", "changeme", "admin", "default",
@@ -62,26 +75,62 @@ def _check_policy(policy: str, policies: dict[str, Policy]) -> str:
     return policy
 
 
+@dataclass
+class SiteSpec:
+    """What a site is made of, for adding and editing."""
+
+    name: str
+    kind: str
+    policy: str
+    planned_gb_month: float | None = None
+    lat: float | None = None
+    lon: float | None = None
+    communities: tuple[str, ...] = ()     # offered at registration; empty: the person types it
+
+
+def _check_site(spec: SiteSpec, policies: dict[str, Policy]) -> None:
+    _check_name(spec.name, "site")
+    if spec.kind not in SITE_KINDS:
+        raise FleetError(f"unknown site kind {spec.kind!r} (use {' | '.join(SITE_KINDS)})")
+    _check_policy(spec.policy, policies)
+    if spec.planned_gb_month is not None and not 0 <= spec.planned_gb_month <= 10**7:
+        raise FleetError("planned GB per month must be between 0 and 10,000,000")
+    if (spec.lat is None) != (spec.lon is None):
+        raise FleetError("give both --lat and --lon, or neither")
+    if spec.lat is not None and not (-90 <= spec.lat <= 90 and -180 <= spec.lon <= 180):
+        raise FleetError("latitude must be within ±90 and longitude within ±180")
+    if len(spec.communities) > 300 or any(not NAME.fullmatch(c) or any(ord(x) < 32 for x in c)
+                                          for c in spec.communities):
+        raise FleetError("communities: at most 300, each 1 to 80 printable characters")
+
+
 def add_site(db: DbSession, policies: dict[str, Policy], name: str, kind: str, policy: str,
              planned_gb_month: float | None = None, lat: float | None = None,
-             lon: float | None = None) -> Site:
+             lon: float | None = None, communities: tuple[str, ...] = ()) -> Site:
     """Create a site; the caller commits."""
-    _check_name(name, "site")
-    if kind not in SITE_KINDS:
-        raise FleetError(f"unknown site kind {kind!r} (use {' | '.join(SITE_KINDS)})")
-    _check_policy(policy, policies)
-    if planned_gb_month is not None and not 0 <= planned_gb_month <= 10**7:
-        raise FleetError("planned GB per month must be between 0 and 10,000,000")
-    if (lat is None) != (lon is None):
-        raise FleetError("give both --lat and --lon, or neither")
-    if lat is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise FleetError("latitude must be within ±90 and longitude within ±180")
+    spec = SiteSpec(name, kind, policy, planned_gb_month, lat, lon, tuple(communities))
+    _check_site(spec, policies)
     if db.scalar(select(Site.id).where(Site.name == name)):
         raise FleetError(f"site {name!r} already exists")
-    site = Site(name=name, kind=kind, policy=policy, planned_gb_month=planned_gb_month, lat=lat, lon=lon)
+    site = Site(name=name, kind=kind, policy=policy, planned_gb_month=planned_gb_month, lat=lat, lon=lon,
+                communities="\n".join(spec.communities) or None)
     db.add(site)
     db.flush()
     return site
+
+
+def update_site(db: DbSession, policies: dict[str, Policy], site: Site, spec: SiteSpec) -> list[str]:
+    """Change a site to `spec`; return the names of the fields that changed. The caller commits."""
+    _check_site(spec, policies)
+    if spec.name != site.name and db.scalar(select(Site.id).where(Site.name == spec.name)):
+        raise FleetError(f"site {spec.name!r} already exists")
+    new = {"name": spec.name, "kind": spec.kind, "policy": spec.policy, "planned_gb_month": spec.planned_gb_month,
+           "lat": spec.lat, "lon": spec.lon, "communities": "\n".join(spec.communities) or None}
+    changed = [field for field, value in new.items() if getattr(site, field) != value]
+    for field in changed:
+        setattr(site, field, new[field])
+    db.flush()
+    return changed
 
 
 @dataclass
@@ -229,6 +278,9 @@ def remove(db: DbSession, kind: str, name: str) -> None:
         n = db.scalar(select(func.count()).select_from(Nas).where(Nas.site_id == site.id))
         if n:
             raise FleetError(f"site {name!r} still has {n} NAS; remove them first")
+        if any(db.scalar(select(model.site_id).where(model.site_id == site.id).limit(1))
+               for model in (UsageDaily, Session, FaultReport)):
+            raise FleetError(f"site {name!r} has usage or fault reports that reports still need; keep it")
         db.delete(site)
         return
     model, column = {"nas": (Nas, Nas.name), "user": (User, User.username), "staff": (Staff, Staff.email)}[kind]

@@ -246,6 +246,12 @@ def test_site_and_nas_add_list_show_remove(cli, db_factory):
     assert rows(db_factory, "SELECT name FROM sites") == [("Parque Hidalgo",)]
     assert rows(db_factory, "SELECT name FROM nas") == [("ap-kiosco",)]
 
+    changed = cli("site", "set", "Parque Hidalgo", "--policy", "ejido", "--community", "Centro",
+                  "--community", "Playa Norte")
+    assert changed.code == 0 and "policy, communities changed" in changed.out, changed
+    assert_error(cli("site", "set", "Parque Hidalgo", "--lat", "91"), "latitude")
+    assert rows(db_factory, "SELECT policy, communities, lat FROM sites") == [("ejido", "Centro\nPlaya Norte", 19.43)]
+
     gone_nas = cli("nas", "remove", "ap-kiosco")
     assert gone_nas.code == 0, gone_nas
     assert count(db_factory, "nas") == 0

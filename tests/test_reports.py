@@ -48,11 +48,13 @@ def test_usage_by_gender_matches_what_was_sent(radius_server, dictionary, db_fac
     with db_factory() as db:
         rows = reports.usage(db, day.replace(day=1), day, ["site", "gender"], min_cell=0)
         total = reports.usage(db, day, day, [], min_cell=0)
-    by_gender = {r["gender"]: r for r in rows}
+    by_gender = {r["gender"]: r for r in rows if r["row"] == "cell"}
     assert set(by_gender) == {"female", "male", "nonbinary", "undisclosed"}
     for gender, row in by_gender.items():
         assert row["site"] == "Parque Central"
         assert {m: row[m] for m in reports.METRICS} == dict(expected[gender])
+    assert rows[-1]["row"] == "total" and len(rows) == 5
+    assert {m: rows[-1][m] for m in reports.METRICS} == dict(expected["*"])
     assert {m: total[0][m] for m in reports.METRICS} == dict(expected["*"])
 
 
@@ -66,8 +68,9 @@ def test_small_cells_are_suppressed_below_k(people, suppressed, radius_server, d
     settle(radius_server)
     day = clock().astimezone(radius_server.settings.tz).date()
     with db_factory() as db:
-        (row,) = reports.usage(db, day, day, ["gender"], min_cell=5)
-    assert row["suppressed"] is suppressed
+        row, total = reports.usage(db, day, day, ["gender"], min_cell=5)
+    assert row["suppressed"] is suppressed and total["suppressed"] is suppressed
+    assert total["row"] == "total"     # one cell: the total is that cell, hidden with it
     if suppressed:
         assert all(row[m] is None for m in reports.METRICS)
     else:
@@ -85,11 +88,16 @@ def test_cli_formats_and_bad_input(radius_server, dictionary, db_factory, polici
 
     out = run("--from", day, "--to", day, "--by", "gender", "--format", "csv", "--min-cell", "3")
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
-    assert [r["gender"] for r in rows] == ["female", "male", "nonbinary", "undisclosed"]
+    assert [r["gender"] for r in rows] == ["female", "male", "nonbinary", "undisclosed", "", ""]
+    assert [r["row"] for r in rows] == ["cell"] * 4 + ["other", "total"]
+    assert rows[-1]["users"] == "7" and rows[-2]["users"] == ""
     assert rows[0]["users"] == "3" and rows[0]["suppressed"] == "false"
     assert rows[2]["users"] == "" and rows[2]["suppressed"] == "true"        # one nonbinary person
     data = json.loads(run("--from", day, "--to", day, "--by", "gender,day", "--format", "json").stdout)
-    assert all(r["suppressed"] for r in data)                                   # default K=5
+    cells = [r for r in data if r["row"] == "cell"]
+    assert cells and all(r["suppressed"] for r in cells)                        # default K=5
+    other, total = data[len(cells):]          # all seven people: shown together, adding up to the total
+    assert other["sessions"] == total["sessions"] == 7 and total["users"] == 7 and other["users"] is None
     xlsx = tmp_path / "u.xlsx"
     assert run("--from", day, "--to", day, "--by", "site", "--format", "xlsx", "--output", str(xlsx),
                "--min-cell", "0").returncode == 0
@@ -106,7 +114,7 @@ def test_cli_formats_and_bad_input(radius_server, dictionary, db_factory, polici
 
 def test_spreadsheet_formulas_are_neutralised():
     rows = [reports.suppress({"site": "=HYPERLINK(\"http://x\")", "users": 9, "sessions": 1, "seconds": 1,
-                              "bytes_down": 1, "bytes_up": 1}, 5)]
+                              "bytes_down": 1, "bytes_up": 1, "row": "cell"}, 5)]
     text = reports.to_csv(rows, ["site"])
     assert "'=HYPERLINK" in text
     assert reports.month_bounds("2026-02") == (date(2026, 2, 1), date(2026, 2, 28))
@@ -119,4 +127,27 @@ def test_monthly_rollup_agrees_with_the_daily_one(radius_server, dictionary, db_
     with db_factory() as db:
         monthly = reports.usage(db, first, last, ["site", "gender", "month"], min_cell=0)    # whole month
         daily = reports.usage(db, first - timedelta(days=1), last, ["site", "gender", "month"], min_cell=0)
-    assert monthly == daily and sum(r["users"] for r in monthly) == 9
+    assert monthly == daily and sum(r["users"] for r in monthly if r["row"] == "cell") == 9
+
+
+def test_hidden_cells_add_up_to_the_total(radius_server, dictionary, db_factory, policies, clock):
+    expected = _send_usage(radius_server, dictionary, db_factory, policies, 14)   # 6 women, 4 men, 2 + 2
+    day = clock().astimezone(radius_server.settings.tz).date()
+    with db_factory() as db:
+        rows = reports.usage(db, day, day, ["gender"], min_cell=5)
+    shown = {r["gender"]: r for r in rows if r["row"] == "cell" and not r["suppressed"]}
+    assert set(shown) == {"female"}
+    other, total = rows[-2:]
+    assert (other["row"], total["row"]) == ("other", "total")
+    for metric in ("sessions", "seconds", "bytes_down", "bytes_up"):
+        assert other[metric] == sum(expected[g][metric] for g in ("male", "nonbinary", "undisclosed"))
+        assert shown["female"][metric] + other[metric] == total[metric] == expected["*"][metric]
+    assert total["users"] == 14 and other["users"] is None
+
+
+def test_one_hidden_cell_takes_the_next_smallest_with_it():
+    cells = [{"users": n} for n in (10, 6, 3, 8)]
+    assert reports.hidden_cells(cells, 5) == {2, 1}      # 3 alone could be worked out from the total
+    assert reports.hidden_cells(cells, 3) == set()
+    assert reports.hidden_cells([{"users": 1}, {"users": 2}, {"users": 9}], 5) == {0, 1, 2}   # 1 + 2 < 5
+    assert reports.hidden_cells([{"users": 2}, {"users": 3}, {"users": 9}], 5) == {0, 1}

@@ -43,8 +43,9 @@ def test_purge_keeps_aggregates(db_factory, settings):
         assert db.scalars(select(Device.mac)).all() == ["aa:00:00:00:00:02"]
         assert db.scalar(select(func.count()).select_from(UsageDaily)) == 2
         rows = reports.usage(db, date(2024, 1, 1), date(2024, 1, 31), ["gender", "age_band"])
-    assert rows == [{"gender": "female", "age_band": "30-44", "users": 1, "sessions": 1, "seconds": 60,
-                     "bytes_down": 5, "bytes_up": 1, "suppressed": False}]
+    figures = {"users": 1, "sessions": 1, "seconds": 60, "bytes_down": 5, "bytes_up": 1, "suppressed": False}
+    assert rows == [{"gender": "female", "age_band": "30-44", **figures, "row": "cell"},
+                    {"gender": None, "age_band": None, **figures, "row": "total"}]
     assert pseudonym("aa:00:00:00:00:01", "k1") == pseudonym("aa:00:00:00:00:01", "k1")
     assert pseudonym("aa:00:00:00:00:01", "k1") != pseudonym("aa:00:00:00:00:01", "k2")
     env = {**os.environ, "CONECTA_DATABASE_URL": settings.database_url, "CONECTA_DATA_DIR": str(settings.data_dir)}

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import select, update
 
 from portal import fleet
-from portal.model import AuditEntry, FaultReport, Staff
+from portal.model import AuditEntry, FaultReport, Site, Staff
 from portal.web import create_app
 
 PASSWORD = "correct horse battery staple"
-ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/nas", "/staff/people", "/staff/audit"]
+ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/sites/1", "/staff/nas", "/staff/people", "/staff/audit"]
 ANY_STAFF = ["/staff/", "/staff/policies", "/staff/faults", "/staff/reports", "/staff/reports/hours.svg",
              "/staff/reports/sites.svg", "/staff/reports/export.csv", "/staff/reports/export.xlsx",
              "/staff/reports/export.json"]
@@ -57,6 +57,14 @@ def test_roles_on_every_route(app, db_factory):
     sign_in(admin, "admin@city.mx")
     for path in ADMIN_ONLY + ANY_STAFF:
         assert admin.get(path).status_code == 200, path
+    # Every GET page of the console is in one of the lists above; every POST refuses an analyst.
+    rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/staff/") and r.endpoint != "staff.login"]
+    pages = {re.sub(r"<[^>]+>", "1", r.rule) for r in rules if "GET" in r.methods}
+    assert pages <= set(ADMIN_ONLY + ANY_STAFF) | {"/staff/logout", "/staff/reports/export.1"}   # export.csv…
+    html = analyst.get("/staff/faults").get_data(as_text=True)
+    for rule in (r for r in rules if "POST" in r.methods and r.rule not in ("/staff/logout",)):
+        path = re.sub(r"<[^>]+>", "1", rule.rule)
+        assert analyst.post(path, data={"csrf_token": token(html)}).status_code == 403, path
 
 
 def test_logout_and_disabling_revoke_the_session_on_the_server(app, db_factory):
@@ -159,3 +167,56 @@ def test_node_board_and_staff_disconnect(app, db_factory, policies, dictionary, 
         assert coa.received[0]["Acct-Session-Id"] == ["live-1"]
     finally:
         coa.close()
+
+
+def test_sites_are_edited_and_removed_only_when_nothing_needs_them(app, db_factory, policies):
+    client = app.test_client()
+    sign_in(client, "admin@city.mx")
+    with db_factory.begin() as db:
+        fleet.add_site(db, policies, "Ejido Vacío", "ejido", "ejido")
+        busy = fleet.add_site(db, policies, "Plaza Con Fallas", "plaza", "parque").id
+        db.add(FaultReport(site_id=busy, category="no-signal", text="sin señal"))
+    site_id = 1
+    page = client.get(f"/staff/sites/{site_id}").get_data(as_text=True)
+    assert 'value="Parque Central"' in page and 'value="10.0"' in page
+    form = {"csrf_token": token(page), "name": "Parque Central Norte", "kind": "plaza", "policy": "centro-digital",
+            "planned_gb_month": "25", "lat": "18.14", "lon": "-94.46", "communities": "Centro\n\nPuerto México\n"}
+    assert client.post(f"/staff/sites/{site_id}", data=form).status_code == 302
+    with db_factory() as db:
+        site = db.get(Site, site_id)
+        assert (site.name, site.kind, site.policy, site.planned_gb_month, site.lat, site.lon, site.communities) == (
+            "Parque Central Norte", "plaza", "centro-digital", 25.0, 18.14, -94.46, "Centro\nPuerto México")
+        assert db.scalar(select(AuditEntry.target).where(AuditEntry.action == "site-edit")) == (
+            "Parque Central Norte: name, kind, policy, planned_gb_month, lat, lon, communities")
+    for bad, message in (({"policy": "nope"}, "unknown policy"), ({"name": "Ejido Vacío"}, "already exists"),
+                         ({"lat": "95"}, "latitude"), ({"lon": ""}, "both"), ({"planned_gb_month": "x"}, "número")):
+        resp = client.post(f"/staff/sites/{site_id}", data={**form, **bad})
+        assert resp.status_code == 400 and message in resp.get_data(as_text=True), bad
+    with db_factory() as db:
+        assert db.get(Site, site_id).policy == "centro-digital"            # nothing partial written
+        empty = db.scalar(select(Site.id).where(Site.name == "Ejido Vacío"))
+    refused = client.post(f"/staff/sites/{busy}/remove", data={"csrf_token": token(page)})
+    assert refused.status_code == 400 and "keep it" in refused.get_data(as_text=True)
+    assert client.post(f"/staff/sites/{empty}/remove", data={"csrf_token": token(page)}).status_code == 302
+    assert client.post("/staff/sites/999/remove", data={"csrf_token": token(page)}).status_code == 404
+    with db_factory() as db:
+        assert sorted(db.scalars(select(Site.name))) == ["Parque Central Norte", "Plaza Con Fallas"]
+
+
+def test_fault_reports_by_site_and_status(app, db_factory, policies):
+    with db_factory.begin() as db:
+        other = fleet.add_site(db, policies, "Ejido Norte", "ejido", "ejido").id
+        db.add_all([FaultReport(site_id=1, category="slow", text="lento en el parque"),
+                    FaultReport(site_id=other, category="no-signal", text="sin señal en el ejido"),
+                    FaultReport(site_id=other, category="other", text="ya quedó", status="resolved")])
+    client = app.test_client()
+    sign_in(client, "analista@city.mx")
+
+    def texts(query: str) -> list[str]:
+        html = client.get(f"/staff/faults?{query}").get_data(as_text=True)
+        return sorted(t for t in ("lento en el parque", "sin señal en el ejido", "ya quedó") if t in html)
+
+    assert texts("") == ["lento en el parque", "sin señal en el ejido", "ya quedó"]
+    assert texts(f"site={other}") == ["sin señal en el ejido", "ya quedó"]
+    assert texts(f"site={other}&status=new") == ["sin señal en el ejido"]
+    assert texts("site=1%20OR%201=1") == ["lento en el parque", "sin señal en el ejido", "ya quedó"]

@@ -48,5 +48,6 @@ def test_console_report_chart_and_export(console_url, tmp_path):
             page.click("text=CSV")
         path = tmp_path / "export.csv"
         info.value.save_as(path)
-        assert path.read_text().splitlines()[0] == "site,gender,users,sessions,seconds,bytes_down,bytes_up,suppressed"
+        header = "site,gender,users,sessions,seconds,bytes_down,bytes_up,suppressed,row"
+        assert path.read_text().splitlines()[0] == header
         browser.close()

@@ -132,13 +132,18 @@ def disconnect(session_id: int) -> Response:
 @bp.get("/faults")
 @role("admin", "analyst")
 def faults() -> str:
-    """Fault reports by site and status."""
+    """Fault reports, filtered by site and status, newest first."""
     status = request.args.get("status", "")
+    site = request.args.get("site", "")
     query = select(FaultReport, Site.name).join(Site, Site.id == FaultReport.site_id)
     if status in FAULT_STATUSES:
         query = query.where(FaultReport.status == status)
+    if site.isdigit():
+        query = query.where(FaultReport.site_id == int(site))
     rows = db.session.execute(query.order_by(FaultReport.created_at.desc()).limit(500)).all()
-    return render_template("staff/faults.html", rows=rows, statuses=FAULT_STATUSES, status=status)
+    sites = db.session.execute(select(Site.id, Site.name).order_by(Site.name)).all()
+    return render_template("staff/faults.html", rows=rows, statuses=FAULT_STATUSES, status=status, sites=sites,
+                           site=int(site) if site.isdigit() else None)
 
 
 @bp.post("/faults/<int:fault_id>")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import abort, current_app, render_template, request
+from flask import Response, abort, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
@@ -26,6 +26,13 @@ def _form_float(name: str) -> float | None:
         raise fleet.FleetError(_("%(field)s no es un número", field=name)) from None
 
 
+def _site_form() -> fleet.SiteSpec:
+    communities = tuple(c.strip() for c in request.form.get("communities", "").splitlines() if c.strip())
+    return fleet.SiteSpec(request.form.get("name", "").strip(), request.form.get("kind", ""),
+                          request.form.get("policy", ""), _form_float("planned_gb_month"), _form_float("lat"),
+                          _form_float("lon"), communities)
+
+
 @bp.route("/sites", methods=["GET", "POST"])
 @role("admin")
 def sites() -> tuple[str, int] | str:
@@ -33,9 +40,9 @@ def sites() -> tuple[str, int] | str:
     error = None
     if request.method == "POST":
         try:
-            site = fleet.add_site(db.session, policies(), request.form.get("name", "").strip(),
-                                  request.form.get("kind", ""), request.form.get("policy", ""),
-                                  _form_float("planned_gb_month"), _form_float("lat"), _form_float("lon"))
+            spec = _site_form()
+            site = fleet.add_site(db.session, policies(), spec.name, spec.kind, spec.policy, spec.planned_gb_month,
+                                  spec.lat, spec.lon, spec.communities)
             record("site-add", site.name)
             fleet.commit_or_explain(db.session)
         except fleet.FleetError as exc:
@@ -45,6 +52,42 @@ def sites() -> tuple[str, int] | str:
                               .group_by(Site.id).order_by(Site.name)).all()
     return render_template("staff/sites.html", rows=rows, kinds=SITE_KINDS, policies=sorted(policies()),
                            error=error), 400 if error else 200
+
+
+@bp.route("/sites/<int:site_id>", methods=["GET", "POST"])
+@role("admin")
+def site_edit(site_id: int) -> tuple[str, int] | str | Response:
+    """Edit a site's name, kind, policy, plan, location and communities."""
+    site = db.session.get(Site, site_id) or abort(404)
+    error = None
+    if request.method == "POST":
+        try:
+            changed = fleet.update_site(db.session, policies(), site, _site_form())
+            record("site-edit", f"{site.name}: {', '.join(changed) or 'no change'}")
+            fleet.commit_or_explain(db.session)
+            return redirect(url_for("staff.sites"))
+        except fleet.FleetError as exc:
+            db.session.rollback()
+            site, error = db.session.get(Site, site_id), str(exc)
+    return render_template("staff/site.html", site=site, kinds=SITE_KINDS, policies=sorted(policies()),
+                           error=error), 400 if error else 200
+
+
+@bp.post("/sites/<int:site_id>/remove")
+@role("admin")
+def site_remove(site_id: int) -> tuple[str, int] | Response:
+    """Remove a site without NAS or history (reports keep what has been used)."""
+    site = db.session.get(Site, site_id) or abort(404)
+    try:
+        name = site.name
+        fleet.remove(db.session, "site", name)
+        record("site-remove", name)
+        fleet.commit_or_explain(db.session)
+    except fleet.FleetError as exc:
+        db.session.rollback()
+        return render_template("staff/site.html", site=db.session.get(Site, site_id), kinds=SITE_KINDS,
+                               policies=sorted(policies()), error=str(exc)), 400
+    return redirect(url_for("staff.sites"))
 
 
 @bp.route("/nas", methods=["GET", "POST"])
