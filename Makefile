@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench fuzz clean tools catalogs
+.PHONY: run test lint bench bench-radius bench-portal bench-reports fuzz clean tools catalogs
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -48,8 +48,20 @@ test: $(STAMP) tools catalogs $(AXE)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
+# The three benchmarks of the issues' figures (PostgreSQL and Redis on 127.0.0.1, see bench/*.md):
+# RADIUS against FreeRADIUS and bare pyrad, the portal under gunicorn, the reports at 5M records.
+bench: bench-radius bench-portal bench-reports
+
+bench-radius: $(STAMP)
 	$(BIN)/python bench/run.py
+
+bench-portal: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get install -y -qq wrk >/dev/null 2>&1; } || echo "note: wrk missing (apt-get install wrk)"
+	$(BIN)/python bench/portal_bench.py
+
+bench-reports: $(STAMP)
+	$(BIN)/python bench/reports_bench.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

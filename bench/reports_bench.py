@@ -654,7 +654,7 @@ def timed(fn: Callable[[], object], runs: int) -> tuple[float, list[float], obje
 
 
 def cells(rows: list[dict]) -> dict[tuple, dict]:
-    return {tuple(r[d] for d in BY): {m: r[m] for m in METRICS} for r in rows}
+    return {tuple(r[d] for d in BY): {m: r[m] for m in METRICS} for r in rows if r.get("row", "cell") == "cell"}
 
 
 def truth_cells(truth: Truth, world: World) -> dict[tuple, dict]:
@@ -770,8 +770,8 @@ def run_backend(name: str, args: argparse.Namespace) -> dict:
 def measure(engine: Engine, month: Month, args: argparse.Namespace, out: dict) -> list[dict]:
     median, times, rows = timed(lambda: rollup_report(engine, month, 5), args.runs)
     out["report_s"], out["report_runs_s"] = round(median, 4), [round(t, 4) for t in times]
-    out["report_cells"] = len(rows)
-    out["report_suppressed_cells"] = sum(1 for r in rows if r["suppressed"])
+    out["report_cells"] = sum(1 for r in rows if r["row"] == "cell")
+    out["report_suppressed_cells"] = sum(1 for r in rows if r["row"] == "cell" and r["suppressed"])
     median, times, raw_rows = timed(lambda: raw_report(engine, month), args.runs)
     out["raw_s"], out["raw_runs_s"] = round(median, 4), [round(t, 4) for t in times]
     out["ratio"] = round(out["raw_s"] / out["report_s"], 1)
@@ -792,8 +792,11 @@ def check(engine: Engine, month: Month, truth: Truth, world: World, raw_rows: li
     expected = truth_cells(truth, world)
     problems = compare(rollup, raw, "rollup vs raw") + compare(rollup, expected, "rollup vs generator")
     out["cells_compared"] = len(rollup)
-    out["agree"] = not problems
     out["totals"] = {m: sum(c[m] for c in rollup.values()) for m in METRICS if m != "users"}
+    total = rollup_report(engine, month, 0)[-1]
+    if {m: total[m] for m in out["totals"]} != out["totals"]:
+        problems.append(f"the total row {total} is not the sum of the cells {out['totals']}")
+    out["agree"] = not problems
     if problems:
         out["disagreements"] = problems[:20]
         raise AssertionError(f"{len(problems)} disagreements, e.g. {problems[:3]}")

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 
+from policies.messages import N_
 from policies.messages import gettext as _
 from policies.model import Policy
 from policies.units import human_duration, human_size
 
-MONTHS = ["enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto",
-          "septiembre", "octubre", "noviembre", "diciembre"]
+MONTHS = [N_("enero"), N_("febrero"), N_("marzo"), N_("abril"), N_("mayo"), N_("junio"), N_("julio"),
+          N_("agosto"), N_("septiembre"), N_("octubre"), N_("noviembre"), N_("diciembre")]
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Decision:
 
     accept: bool
     reason: str = "ok"                  # ok | a counter name | closed | devices | credentials
-    message: str = ""                   # plain Spanish for the citizen (Reply-Message)
+    message: str = ""                   # plain words for the citizen (Spanish in a Reply-Message)
     session_timeout: int | None = None  # seconds
     idle_timeout: int | None = None
     interim_interval: int | None = None
@@ -76,22 +77,22 @@ def next_reset(period: str, now: datetime) -> datetime:
     return (first + timedelta(days=32)).replace(day=1)
 
 
-def _reset_words(period: str, now: datetime) -> str:
+def _reset_words(period: str, now: datetime, lang: str) -> str:
     if period == "day":
-        return _("Vuelve a partir de las 00:00.")
+        return _("Vuelve a partir de las 00:00.", lang)
     reset = next_reset("month", now)
-    return _("Vuelve a partir del 1 de %(month)s.") % {"month": MONTHS[reset.month - 1]}
+    return _("Vuelve a partir del 1 de %(month)s.", lang) % {"month": _(MONTHS[reset.month - 1], lang)}
 
 
-def _exhausted(counter: Counter, amount: int, now: datetime) -> Decision:
-    what = human_duration(amount) if counter.kind == "time" else human_size(amount)
-    if what == "1 hora":   # "Usaste tus 1 hora" is not Spanish
-        text = _("Usaste tu hora de hoy.") if counter.period == "day" else _("Usaste tu hora de este mes.")
+def _exhausted(counter: Counter, amount: int, now: datetime, lang: str) -> Decision:
+    what = human_duration(amount, lang) if counter.kind == "time" else human_size(amount)
+    if counter.kind == "time" and amount == 3600:   # "Usaste tus 1 hora" is not Spanish
+        text = _("Usaste tu hora de hoy.", lang) if counter.period == "day" else _("Usaste tu hora de este mes.", lang)
     elif counter.period == "day":
-        text = _("Usaste tus %(what)s de hoy.") % {"what": what}
+        text = _("Usaste tus %(what)s de hoy.", lang) % {"what": what}
     else:
-        text = _("Usaste tus %(what)s de este mes.") % {"what": what}
-    return Decision(False, counter.name, f"{text} {_reset_words(counter.period, now)}")
+        text = _("Usaste tus %(what)s de este mes.", lang) % {"what": what}
+    return Decision(False, counter.name, f"{text} {_reset_words(counter.period, now, lang)}")
 
 
 def seconds_to_close(policy: Policy, now: datetime) -> int | None:
@@ -117,15 +118,15 @@ def _clock(value: time) -> str:
     return value.strftime("%H:%M")
 
 
-def evaluate(policy: Policy, usage: Usage, now: datetime) -> Decision:
-    """Decide whether a person may start a session now and with which caps."""
+def evaluate(policy: Policy, usage: Usage, now: datetime, lang: str = "es") -> Decision:
+    """Decide whether a person may start a session now and with which caps (messages in `lang`)."""
     limits = policy.limits
     to_close = seconds_to_close(policy, now)
     if to_close == 0:
-        text = _("El servicio en este lugar abre de %(open)s a %(close)s. Vuelve a partir de las %(open)s.")
+        text = _("El servicio en este lugar abre de %(open)s a %(close)s. Vuelve a partir de las %(open)s.", lang)
         return Decision(False, "closed", text % {"open": _clock(policy.open), "close": _clock(policy.close)})
     if limits.devices is not None and usage.open_sessions >= limits.devices:
-        text = _("Ya tienes %(n)d dispositivos conectados, el máximo. Desconecta uno para entrar con este.")
+        text = _("Ya tienes %(n)d dispositivos conectados, el máximo. Desconecta uno para entrar con este.", lang)
         return Decision(False, "devices", text % {"n": limits.devices})
     time_left: list[int] = [v for v in (limits.session_time, to_close) if v]
     data_left: list[int] = []
@@ -135,7 +136,7 @@ def evaluate(policy: Policy, usage: Usage, now: datetime) -> Decision:
             continue
         left = cap - getattr(usage, counter.used)
         if left <= 0:
-            return _exhausted(counter, cap, now)
+            return _exhausted(counter, cap, now, lang)
         (time_left if counter.kind == "time" else data_left).append(left)
     return Decision(
         True,

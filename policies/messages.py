@@ -18,6 +18,16 @@ def translation(language: str) -> _gettext.NullTranslations:
     return _gettext.translation("messages", localedir=LOCALE_DIR, languages=[language], fallback=True)
 
 
+def N_(text: str) -> str:  # noqa: N802 - the gettext convention for "mark for extraction only"
+    """Mark a string for the catalog; it is translated where it is shown."""
+    return text
+
+
 def gettext(message: str, language: str = "es") -> str:
     """Translate a Spanish source string into `language`."""
     return translation(language).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int, language: str = "es") -> str:
+    """Translate a Spanish source string with a singular and a plural form into `language`."""
+    return translation(language).ngettext(singular, plural, n)

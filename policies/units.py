@@ -65,16 +65,16 @@ def parse_clock(text: object) -> time:
     return time(0, 0) if hour == 24 else time(hour, minute)
 
 
-def human_duration(seconds: int) -> str:
-    """Spanish words for a duration: "2 horas", "45 minutos", "1 hora y 30 minutos"."""
+def human_duration(seconds: int, language: str = "es") -> str:
+    """Words for a duration: "2 horas", "45 minutos", "1 hora y 30 minutos" (English: "1 hour and 30 minutes")."""
+    from policies.messages import gettext, ngettext
     hours, rest = divmod(int(seconds), 3600)
     minutes = rest // 60
-    parts = []
-    if hours:
-        parts.append(f"{hours} hora" + ("s" if hours != 1 else ""))
-    if minutes or not hours:
-        parts.append(f"{minutes} minuto" + ("s" if minutes != 1 else ""))
-    return " y ".join(parts)
+    h = ngettext("%(n)d hora", "%(n)d horas", hours, language) % {"n": hours}
+    m = ngettext("%(n)d minuto", "%(n)d minutos", minutes, language) % {"n": minutes}
+    if hours and minutes:
+        return gettext("%(hours)s y %(minutes)s", language) % {"hours": h, "minutes": m}
+    return h if hours else m
 
 
 def human_size(nbytes: int) -> str:

@@ -21,14 +21,15 @@ class Standing:
     policy: Policy
 
 
-def standing(r: redis.Redis, db_factory: sessionmaker, user_id: int, policy: Policy, now: datetime) -> Standing:
+def standing(r: redis.Redis, db_factory: sessionmaker, user_id: int, policy: Policy, now: datetime,
+             lang: str = "es") -> Standing:
     """Read a person's counters (Redis, else SQL) and evaluate their policy at local time `now`."""
     stale = {user_id: 2 * policy.interim_interval + 60}
     usage = counters.read_usage(r, db_factory, [user_id], now, stale)[user_id]
     # The portal asks about the session already running, so one open device is not a refusal.
     probe = Usage(usage.day_seconds, usage.day_bytes, usage.month_seconds, usage.month_bytes,
                   max(0, usage.open_sessions - 1))
-    return Standing(usage, evaluate(policy, probe, now), policy)
+    return Standing(usage, evaluate(policy, probe, now, lang), policy)
 
 
 def left(policy: Policy, usage: Usage) -> dict[str, int | None]:

@@ -536,6 +536,12 @@ def test_status_shows_time_and_data_left_after_accounting(client, coova):
     assert meters(html) == ["1 h 35 min", "750 MB"]
     assert "39 h 35 min" in html and "19.8 GB" in html
     assert f'href="{coova.base}/logoff"' in html
+    coova.account("Interim-Update", seconds=7300, bytes_in=40_000_000, bytes_out=210_000_000)
+    refusal = 'role="alert">'
+    html = page(client.get("/status"))
+    assert f"{refusal}Usaste tus 2 horas de hoy. Vuelve a partir de las 00:00.</p>" in html
+    html = page(client.get("/status", headers={"Accept-Language": "en"}))   # the refusal in their language
+    assert f"{refusal}You used today&#39;s 2 hours. Come back from 00:00.</p>" in html
 
 
 def test_reading_while_accounting_is_applied_never_counts_it_twice(client, coova, radius_server):

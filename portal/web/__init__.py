@@ -11,6 +11,7 @@ from flask_babel import Babel
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from policies.messages import N_
 from portal.model import Base
 from portal.settings import Settings, load_settings
 
@@ -95,11 +96,6 @@ def _error_pages(app: Flask) -> None:
                        (429, N_("Demasiados intentos. Espera un minuto y vuelve a intentarlo.")),
                        (500, N_("Algo falló de nuestro lado. Vuelve a intentarlo en un momento."))):
         app.register_error_handler(code, _handler(code, text))
-
-
-def N_(text: str) -> str:  # noqa: N802 - the gettext convention for "mark for extraction only"
-    """Mark a string for the catalog; it is translated where it is shown."""
-    return text
 
 
 def _handler(code: int, text: str):  # noqa: ANN202

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
@@ -45,7 +46,8 @@ def standing_of(user, site_id: int | None):  # noqa: ANN001, ANN201
     if policy is None:
         return None
     local = now().astimezone(current_app.config["CONECTA"].tz)
-    return quota.standing(redis_client(), sessionmaker(db.engine), user.id, policy, local)
+    lang = str(get_locale() or "es")
+    return quota.standing(redis_client(), sessionmaker(db.engine), user.id, policy, local, lang)
 
 
 @bp.get("/status")
