@@ -12,13 +12,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.orm import Session as DbSession
 
+from portal import bulk
 from portal.model import AcctRecord, Session, UsageDaily, UsageMonthly, User
 
 STATUSES = {1: "start", 2: "stop", 3: "interim", 7: "on", 8: "off"}
+FIGURES = ("sessions", "seconds", "bytes_down", "bytes_up")
 
 
 @dataclass
@@ -62,10 +63,6 @@ class BatchResult:
     new_records: int = 0
 
 
-def _insert(db: DbSession):
-    return (postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert)
-
-
 def _record_rows(events: list[AcctEvent], received: datetime) -> list[dict]:
     return [{"dedup": e.digest(), "received_at": received, "nas_id": e.nas_id,
              "acct_session_id": e.session_id, "status": e.status, "user_id": e.user_id,
@@ -78,77 +75,98 @@ def _insert_new(db: DbSession, events: list[AcctEvent], received: datetime) -> l
     unique: dict[str, AcctEvent] = {}
     for event in events:
         unique.setdefault(event.digest(), event)
-    stmt = _insert(db)(AcctRecord).on_conflict_do_nothing(index_elements=["dedup"])
-    inserted = {row[0] for row in db.execute(stmt.returning(AcctRecord.dedup),
-                                             _record_rows(list(unique.values()), received))}
+    written = bulk.insert_rows(db, AcctRecord.__table__, _record_rows(list(unique.values()), received),
+                               conflict=["dedup"], returning="dedup")
+    inserted = {row[0] for row in written} if written is not None else set()
     return [e for d, e in unique.items() if d in inserted]
 
 
-def _load_sessions(db: DbSession, events: list[AcctEvent]) -> dict[tuple[int, str], Session]:
+SESSIONS = Session.__table__
+# What a later packet may change in a session row.
+CHANGING = ("user_id", "mac", "framed_ip", "updated_at", "stopped_at", "seconds", "bytes_in", "bytes_out",
+            "terminate_cause", "is_open")
+# FOR UPDATE: several `conecta radius` nodes may share one database.
+_PG_SESSIONS = text(f"SELECT * FROM sessions WHERE (nas_id, acct_session_id) IN "  # noqa: S608 - no input
+                    f"(SELECT * FROM {bulk.unnest(SESSIONS, ('nas_id', 'acct_session_id'))}) FOR UPDATE")
+
+
+def _load_sessions(db: DbSession, events: list[AcctEvent]) -> dict[tuple[int, str], dict]:
+    """The stored sessions these events belong to, as plain rows (no ORM: this runs per record)."""
     keys = sorted({(e.nas_id, e.session_id) for e in events if e.session_id})
     if not keys:
         return {}
-    if db.get_bind().dialect.name == "postgresql":
-        # FOR UPDATE: several `conecta radius` nodes may share one database.
-        query = select(Session).where(tuple_(Session.nas_id, Session.acct_session_id).in_(keys)).with_for_update()
-        return {(s.nas_id, s.acct_session_id): s for s in db.scalars(query)}
+    if bulk.is_pg(db):
+        rows = db.execute(_PG_SESSIONS, {"nas_id": [k[0] for k in keys], "acct_session_id": [k[1] for k in keys]})
+        return {(r["nas_id"], r["acct_session_id"]): dict(r) for r in rows.mappings()}
     found = {}
     for start in range(0, len(keys), 200):   # SQLite scans the table for a row-value IN; pairs use the index
-        pairs = [and_(Session.nas_id == n, Session.acct_session_id == sid) for n, sid in keys[start:start + 200]]
-        found.update({(s.nas_id, s.acct_session_id): s for s in db.scalars(select(Session).where(or_(*pairs)))})
+        pairs = [and_(SESSIONS.c.nas_id == n, SESSIONS.c.acct_session_id == sid) for n, sid in keys[start:start + 200]]
+        found.update({(r["nas_id"], r["acct_session_id"]): dict(r)
+                      for r in db.execute(select(SESSIONS).where(or_(*pairs))).mappings()})
     return found
 
 
-def _ref(s: Session) -> str:
-    return f"{s.nas_id}:{s.acct_session_id}"
+def _ref(s: dict) -> str:
+    return f"{s['nas_id']}:{s['acct_session_id']}"
 
 
-def _new_session(e: AcctEvent) -> Session:
+def _new_session(e: AcctEvent) -> dict:
     started = e.event_time - timedelta(seconds=e.seconds)
-    return Session(nas_id=e.nas_id, site_id=e.site_id, acct_session_id=e.session_id,
-                   user_id=e.user_id, username=e.username[:64], mac=e.mac, framed_ip=e.framed_ip,
-                   started_at=started, updated_at=e.event_time, seconds=0, bytes_in=0,
-                   bytes_out=0, is_open=True)
+    return {"id": None, "nas_id": e.nas_id, "site_id": e.site_id, "acct_session_id": e.session_id,
+            "user_id": e.user_id, "username": e.username[:64], "mac": e.mac, "framed_ip": e.framed_ip,
+            "started_at": started, "updated_at": e.event_time, "stopped_at": None, "seconds": 0, "bytes_in": 0,
+            "bytes_out": 0, "terminate_cause": None, "is_open": True}
 
 
-def _apply_session_event(db: DbSession, e: AcctEvent, sessions: dict, result: BatchResult) -> None:
-    key = (e.nas_id, e.session_id)
-    s = sessions.get(key)
+def _apply_session_event(e: AcctEvent, sessions: dict, result: BatchResult) -> None:
+    s = sessions.get((e.nas_id, e.session_id))
     created = s is None
     if created:
-        s = _new_session(e)
-        db.add(s)
-        sessions[key] = s
-    elif s.user_id is None and e.user_id is not None:
-        s.user_id = e.user_id
-    ds = max(0, e.seconds - s.seconds)
-    d_in = max(0, e.bytes_in - s.bytes_in)
-    d_out = max(0, e.bytes_out - s.bytes_out)
-    s.seconds += ds
-    s.bytes_in += d_in
-    s.bytes_out += d_out
-    s.updated_at = max(s.updated_at, e.event_time)
-    s.framed_ip = s.framed_ip or e.framed_ip
-    s.mac = s.mac or e.mac
-    if e.status == "stop" and s.is_open:
-        s.is_open, s.stopped_at, s.terminate_cause = False, e.event_time, e.terminate_cause
-    if s.user_id is None:
+        s = sessions[(e.nas_id, e.session_id)] = _new_session(e)
+    elif s["user_id"] is None and e.user_id is not None:
+        s["user_id"] = e.user_id
+    ds = max(0, e.seconds - s["seconds"])
+    d_in = max(0, e.bytes_in - s["bytes_in"])
+    d_out = max(0, e.bytes_out - s["bytes_out"])
+    s["seconds"] += ds
+    s["bytes_in"] += d_in
+    s["bytes_out"] += d_out
+    s["updated_at"] = max(s["updated_at"], e.event_time)
+    s["framed_ip"] = s["framed_ip"] or e.framed_ip
+    s["mac"] = s["mac"] or e.mac
+    if e.status == "stop" and s["is_open"]:
+        s["is_open"], s["stopped_at"], s["terminate_cause"] = False, e.event_time, e.terminate_cause
+    if s["user_id"] is None:
         return  # an unknown person's usage is kept in the session, not in anyone's quota
     if created or ds or d_in or d_out:
-        row = result.usage[(s.user_id, e.local_day, s.site_id)]
+        row = result.usage[(s["user_id"], e.local_day, s["site_id"])]
         row[0] += int(created)
         row[1] += ds
         row[2] += d_out
         row[3] += d_in
-    (result.touched if s.is_open else result.closed).append((s.user_id, _ref(s)))
+    (result.touched if s["is_open"] else result.closed).append((s["user_id"], _ref(s)))
+
+
+def _apply_sessions(db: DbSession, events: list[AcctEvent], result: BatchResult) -> None:
+    """Apply session events: one SELECT, then one INSERT and one UPDATE statement for all of them."""
+    if not events:
+        return
+    sessions = _load_sessions(db, events)
+    before = {key: dict(row) for key, row in sessions.items()}
+    for event in events:
+        _apply_session_event(event, sessions, result)
+    bulk.insert_rows(db, SESSIONS, [{k: v for k, v in s.items() if k != "id"}
+                                    for s in sessions.values() if s["id"] is None])
+    bulk.update_rows(db, SESSIONS, "id", [{k: s[k] for k in ("id", *CHANGING)} for key, s in sessions.items()
+                                         if s["id"] is not None and s != before[key]])
 
 
 def _close_nas_sessions(db: DbSession, e: AcctEvent, result: BatchResult) -> None:
     cause = "NAS-Reboot" if e.status == "on" else "NAS-Request"
-    rows = db.execute(select(Session.id, Session.user_id, Session.nas_id, Session.acct_session_id)
-                      .where(Session.nas_id == e.nas_id, Session.is_open.is_(True))).all()
+    rows = db.execute(select(SESSIONS.c.id, SESSIONS.c.user_id, SESSIONS.c.nas_id, SESSIONS.c.acct_session_id)
+                      .where(SESSIONS.c.nas_id == e.nas_id, SESSIONS.c.is_open.is_(True))).all()
     if rows:
-        db.execute(update(Session).where(Session.id.in_([r.id for r in rows]))
+        db.execute(update(SESSIONS).where(SESSIONS.c.id.in_([r.id for r in rows]))
                    .values(is_open=False, stopped_at=e.event_time, terminate_cause=cause))
     for row in rows:
         if row.user_id is not None:
@@ -159,14 +177,14 @@ def _upsert_usage(db: DbSession, usage: dict) -> None:
     if not usage:
         return
     people = {row.id: row for row in db.execute(select(User.id, User.gender, User.age_band)
-                                               .where(User.id.in_({uid for uid, _, _ in usage})))}
+                                               .where(bulk.any_of(db, User.id, {uid for uid, _, _ in usage})))}
     undisclosed = ("undisclosed", "undisclosed")
     rows = [{"user_id": uid, "day": day, "site_id": site, "sessions": v[0], "seconds": v[1],
              "bytes_down": v[2], "bytes_up": v[3],
              "gender": (people[uid].gender if uid in people else undisclosed[0]),
              "age_band": (people[uid].age_band if uid in people else undisclosed[1])}
             for (uid, day, site), v in usage.items()]
-    db.execute(_adding_upsert(db, UsageDaily, ["day", "user_id", "site_id"]), rows)
+    bulk.insert_rows(db, UsageDaily.__table__, rows, conflict=["day", "user_id", "site_id"], adding=FIGURES)
     monthly: dict[tuple, dict] = {}
     for row in rows:
         key = (row["day"].strftime("%Y-%m"), row["user_id"], row["site_id"])
@@ -174,17 +192,9 @@ def _upsert_usage(db: DbSession, usage: dict) -> None:
                                         "bytes_up": 0})
         for metric in ("sessions", "seconds", "bytes_down", "bytes_up"):
             into[metric] += row[metric]
-    db.execute(_adding_upsert(db, UsageMonthly, ["month", "user_id", "site_id"]),
-               [{k: v for k, v in r.items() if k != "day"} for r in monthly.values()])
-
-
-def _adding_upsert(db: DbSession, model: type, keys: list[str]):  # noqa: ANN202 - an Insert
-    """INSERT … ON CONFLICT (keys) DO UPDATE adding the metrics (the snapshot columns stay)."""
-    stmt = _insert(db)(model)
-    ex = stmt.excluded
-    return stmt.on_conflict_do_update(
-        index_elements=keys,
-        set_={m: getattr(model, m) + getattr(ex, m) for m in ("sessions", "seconds", "bytes_down", "bytes_up")})
+    # The metrics add up; the gender and age snapshot columns keep what the month started with.
+    bulk.insert_rows(db, UsageMonthly.__table__, [{k: v for k, v in r.items() if k != "day"} for r in monthly.values()],
+                     conflict=["month", "user_id", "site_id"], adding=FIGURES)
 
 
 def close_stale(db: DbSession, before: datetime) -> list[tuple[int | None, str]]:
@@ -202,13 +212,14 @@ def apply_batch(db: DbSession, events: list[AcctEvent], received: datetime) -> B
     result = BatchResult()
     new = _insert_new(db, events, received)
     result.new_records = len(new)
-    sessions = _load_sessions(db, new)
+    run: list[AcctEvent] = []     # session events up to the next Accounting-On/Off, applied together
     for event in new:
         if event.status in ("on", "off"):
-            db.flush()
+            _apply_sessions(db, run, result)
+            run = []
             _close_nas_sessions(db, event, result)
         elif event.session_id:
-            _apply_session_event(db, event, sessions, result)
-    db.flush()
+            run.append(event)
+    _apply_sessions(db, run, result)
     _upsert_usage(db, {k: v for k, v in result.usage.items() if any(v)})
     return result

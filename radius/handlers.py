@@ -19,7 +19,7 @@ from sqlalchemy.orm import sessionmaker
 
 from policies import Decision, Policy, evaluate
 from policies.messages import gettext as _
-from portal import counters, credentials
+from portal import bulk, counters, credentials
 from portal.accounting import STATUSES, AcctEvent
 from portal.model import Device, User
 from radius.attributes import class_user_id
@@ -157,14 +157,14 @@ class Authorizer:
         with self.db_factory() as db:
             if names or uids:
                 rows = db.execute(select(User.id, User.username, User.password, User.policy, User.disabled)
-                                  .where(or_(User.username.in_(names), User.id.in_(uids))))
+                                  .where(or_(bulk.any_of(db, User.username, names), bulk.any_of(db, User.id, uids))))
                 for row in rows:
                     users_by_key[row.username] = row
                     users_by_key[row.id] = row
             if macs:
                 rows = db.execute(select(Device.mac, User.id, User.policy, User.disabled)
                                   .join(User, User.id == Device.user_id)
-                                  .where(Device.mac.in_(macs), Device.mac_auth.is_(True)))
+                                  .where(bulk.any_of(db, Device.mac, macs), Device.mac_auth.is_(True)))
                 devices = {row.mac: row for row in rows}
         return users_by_key, devices
 

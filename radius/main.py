@@ -52,6 +52,19 @@ def serve(settings: Settings, redis_url: str, ready: threading.Event | None = No
         log.info("RADIUS stopped; %d accounting records committed", server.writer.committed)
 
 
+def _worker(settings: Settings, redis_url: str, parent: int) -> None:
+    """A worker process: stops (cleanly, SIGTERM) when its supervisor dies, even by SIGKILL, so no
+    orphan keeps the ports and the write-ahead log of a restarted server."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        log.warning("cannot ask to be stopped with the supervisor (not Linux?)")
+    if os.getppid() != parent:      # the supervisor died before prctl took effect
+        return
+    serve(settings, redis_url)
+
+
 def default_workers(settings: Settings) -> int:
     """One process per core on PostgreSQL (up to 4); one on SQLite, which has a single writer."""
     if settings.database_url.startswith("sqlite"):
@@ -69,7 +82,8 @@ def serve_workers(settings: Settings, redis_url: str, workers: int) -> None:
         serve(settings, redis_url)
         return
     context = multiprocessing.get_context("fork")
-    procs = [context.Process(target=serve, args=(settings, redis_url), name=f"radius-{i}") for i in range(workers)]
+    args = (settings, redis_url, os.getpid())
+    procs = [context.Process(target=_worker, args=args, name=f"radius-{i}") for i in range(workers)]
     stopping = []
 
     def stop(signum: int, _frame: object) -> None:
@@ -84,7 +98,7 @@ def serve_workers(settings: Settings, redis_url: str, workers: int) -> None:
         for i, proc in enumerate(procs):
             if not proc.is_alive() and not stopping:
                 log.error("%s exited with %s; restarting it", proc.name, proc.exitcode)
-                procs[i] = context.Process(target=serve, args=(settings, redis_url), name=proc.name)
+                procs[i] = context.Process(target=_worker, args=args, name=proc.name)
                 procs[i].start()
         time.sleep(0.5)
     for proc in procs:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import sessionmaker
 
 from policies import Policy, Usage, period_keys
 from policies.evaluate import Counter, spent
-from portal import counters
+from portal import bulk, counters
 from portal.accounting import AcctEvent, BatchResult, apply_batch, close_stale
 from portal.model import Device, User
 from radius.wal import WriteAheadLog
@@ -44,11 +44,13 @@ def resolve_users(db: DbSession, r: redis.Redis | None, events: list[AcctEvent])
     if not todo:
         return
     names = {e.username for e in todo if e.username and not e.username.startswith("c-")}
-    by_name = dict(db.execute(select(User.username, User.id).where(User.username.in_(names))).all()) if names else {}
+    by_name = dict(db.execute(select(User.username, User.id).where(bulk.any_of(db, User.username, names)))
+                   .all()) if names else {}
     for e in todo:
         e.user_id = by_name.get(e.username)
     macs = {e.mac for e in todo if e.user_id is None and e.mac}
-    by_mac = dict(db.execute(select(Device.mac, Device.user_id).where(Device.mac.in_(macs))).all()) if macs else {}
+    by_mac = dict(db.execute(select(Device.mac, Device.user_id).where(bulk.any_of(db, Device.mac, macs)))
+                  .all()) if macs else {}
     for e in todo:
         e.user_id = e.user_id or by_mac.get(e.mac)
     left = [e for e in todo if e.user_id is None and e.username.startswith("c-")]
@@ -292,7 +294,7 @@ class AccountingWriter(threading.Thread):
         uids = {uid for uid, _, _ in result.usage}
         if not uids:
             return {}
-        return dict(db.execute(select(User.id, User.policy).where(User.id.in_(uids))).all())
+        return dict(db.execute(select(User.id, User.policy).where(bulk.any_of(db, User.id, uids))).all())
 
     def _add_deltas(self, result: BatchResult, held: set[int], now: datetime) -> dict:
         """Add the batch to the counters; return per person [day s, day b, month s, month b, site]."""

@@ -44,6 +44,25 @@ def _acct_packets(dictionary, count: int) -> list[tuple[int, int, bytes, str]]:
     return out
 
 
+def _children(pid: int) -> list[int]:
+    deadline = time.time() + 10
+    while time.time() < deadline:   # workers are forked once the supervisor has loaded
+        found = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                 for c in (task / "children").read_text().split()]
+        if found or not os.environ.get("CONECTA_TEST_DATABASE_URL"):
+            return found
+        time.sleep(0.1)
+    return []
+
+
+def _wait_gone(pids: list[int], timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    for pid in pids:
+        while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+            assert time.time() < deadline, f"worker {pid} outlived its supervisor"
+            time.sleep(0.1)
+
+
 def test_kill_9_loses_no_acknowledged_record(settings, db_factory, policies, nas_id, dictionary, redis_url):
     auth_port, acct_port = free_udp_port(), free_udp_port()
     env = {**os.environ, "CONECTA_DATABASE_URL": settings.database_url, "CONECTA_REDIS_URL": redis_url,
@@ -60,6 +79,7 @@ def test_kill_9_loses_no_acknowledged_record(settings, db_factory, policies, nas
         for s in socks:
             s.setblocking(False)
         by_key = {(idx, pid): sid for idx, pid, _, sid in packets}
+        workers = _children(proc.pid)      # PostgreSQL: a supervisor and a worker per core
         killer = threading.Timer(1.5, lambda: os.kill(proc.pid, signal.SIGKILL))
         killer.start()
         deadline = time.time() + 4
@@ -87,6 +107,7 @@ def test_kill_9_loses_no_acknowledged_record(settings, db_factory, policies, nas
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert len(acked) > 50, "too few acknowledgements before the kill to prove anything"
+    _wait_gone(workers)     # workers stop with their supervisor: no orphan holds the ports
     # Restarted, the server applies whatever the write-ahead log holds that SQL does not yet.
     restarted = subprocess.Popen([sys.executable, "-m", "portal", "radius"], env=env, cwd=ROOT,
                                  stderr=subprocess.DEVNULL)
