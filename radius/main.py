@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -34,6 +35,12 @@ def serve(settings: Settings, redis_url: str, ready: threading.Event | None = No
     # applier batch from delaying replies by whole 5 ms slices.
     sys.setswitchinterval(0.0005)
     server = build_server(settings, redis_url)
+    # The cyclic collector's full passes pause every thread for tens of milliseconds: what start-up
+    # built (models, dictionary, policies) is frozen out of them, young passes are made rarer, and
+    # full passes run only when the server is idle (RadiusServer.serve_forever) or overdue.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 1_000_000)
     auth, acct = server.ports
     log.info("RADIUS listening on %s: auth %d/udp, acct %d/udp", settings.radius_host, auth, acct)
 

@@ -8,6 +8,7 @@ group-commit writer, which answers once the record is durable.
 
 from __future__ import annotations
 
+import gc
 import logging
 import selectors
 import socket
@@ -35,6 +36,8 @@ from radius.writer import AccountingWriter
 
 log = logging.getLogger("conecta.radius")
 BATCH = 256
+GC_IDLE_EVERY = 10.0     # seconds between full collections, taken in a quiet moment
+GC_AT_MOST = 120.0       # ... or anyway, under a load that never pauses
 RCVBUF = 8 * 1024 * 1024   # ~7,000 packets: a whole neighbourhood re-authenticating at once
 
 
@@ -96,16 +99,21 @@ class RadiusServer:
         selector = selectors.DefaultSelector()
         selector.register(self.auth_sock, selectors.EVENT_READ, AUTH_CODES)
         selector.register(self.acct_sock, selectors.EVENT_READ, ACCT_CODES)
-        last_flush = last_db_flush = time.monotonic()
+        last_flush = last_db_flush = last_gc = time.monotonic()
         self._ensure_active_set()
         try:
             while self.running:
-                for key, _ in selector.select(timeout=0.5):
+                gc_due = time.monotonic() - last_gc > GC_IDLE_EVERY
+                ready = selector.select(timeout=0.05 if gc_due else 0.5)
+                for key, _ in ready:
                     try:
                         self._serve_socket(key.fileobj, key.data)
                     except Exception:  # noqa: BLE001 - one bad request never stops the service
                         log.exception("unexpected error while serving; continuing")
                 now = time.monotonic()
+                if gc_due and (not ready or now - last_gc > GC_AT_MOST):
+                    gc.collect()     # a full pass while nothing waits (see radius.main.serve)
+                    last_gc = now
                 if now - last_flush > 5:
                     self._ensure_active_set()
                     self.cache.expire()
