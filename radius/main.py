@@ -9,8 +9,9 @@ import os
 import signal
 import sys
 import threading
-import time
+from collections.abc import Callable
 
+import radius
 from policies import load_policies
 from portal.db import engine_for, session_factory
 from portal.redisconn import connect
@@ -29,7 +30,8 @@ def build_server(settings: Settings, redis_url: str, auth_port: int | None = Non
                         auth_port=auth_port, acct_port=acct_port)
 
 
-def serve(settings: Settings, redis_url: str, ready: threading.Event | None = None) -> None:
+def serve(settings: Settings, redis_url: str, ready: threading.Event | None = None,
+          on_stop: Callable[[], None] = lambda: None) -> None:
     """Serve until SIGTERM or SIGINT, then commit and answer queued accounting and exit."""
     # The receive loop shares the GIL with the applier; a short switch interval keeps a long
     # applier batch from delaying replies by whole 5 ms slices.
@@ -47,6 +49,7 @@ def serve(settings: Settings, redis_url: str, ready: threading.Event | None = No
     def stop(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)
         server.running = False
+        on_stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -80,7 +83,8 @@ def default_workers(settings: Settings) -> int:
 
 
 def serve_workers(settings: Settings, redis_url: str, workers: int) -> None:
-    """Run `workers` server processes on the same ports (SO_REUSEPORT) and supervise them.
+    """Serve in this process and in `workers - 1` more on the same ports (SO_REUSEPORT), restarting
+    any that dies. This process serves too: an idle supervisor would cost a whole interpreter.
 
     The kernel spreads datagrams by source address and port, so a NAS's retransmission reaches the
     worker that holds its cached reply (RFC 5080), and each worker group-commits its own accounting.
@@ -88,28 +92,57 @@ def serve_workers(settings: Settings, redis_url: str, workers: int) -> None:
     if workers <= 1:
         serve(settings, redis_url)
         return
-    context = multiprocessing.get_context("fork")
-    args = (settings, redis_url, os.getpid())
-    procs = [context.Process(target=_worker, args=args, name=f"radius-{i}") for i in range(workers)]
-    stopping = []
-
-    def stop(signum: int, _frame: object) -> None:
-        stopping.append(signum)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for proc in procs:
-        proc.start()
+    # Build what every worker reads alike before forking, then freeze it out of the collector:
+    # a collection touches every object it scans, which would copy the shared pages into each worker.
+    radius.dictionary()
+    gc.collect()
+    gc.freeze()
+    crew = Crew(settings, redis_url)
+    crew.start(workers - 1)      # forked now, while this process has no other thread
     log.info("%d RADIUS workers started", workers)
-    while not stopping:
-        for i, proc in enumerate(procs):
-            if not proc.is_alive() and not stopping:
-                log.error("%s exited with %s; restarting it", proc.name, proc.exitcode)
-                procs[i] = context.Process(target=_worker, args=args, name=proc.name)
-                procs[i].start()
-        time.sleep(0.5)
-    for proc in procs:
-        if proc.is_alive():
-            os.kill(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        proc.join(20)
+    try:
+        serve(settings, redis_url, on_stop=crew.stop)
+    finally:
+        crew.stop()
+        crew.join()
+
+
+class Crew(threading.Thread):
+    """The forked workers of this process, watched from a thread: one that dies is started again
+    (spawned: forking a process that runs threads is not safe)."""
+
+    def __init__(self, settings: Settings, redis_url: str) -> None:
+        super().__init__(name="radius-crew", daemon=True)
+        self.args = (settings, redis_url, os.getpid())
+        self.procs: list[multiprocessing.Process] = []
+        self.stopping = threading.Event()
+
+    def start(self, n: int) -> None:  # type: ignore[override]
+        """Fork `n` workers, then start watching them."""
+        fork = multiprocessing.get_context("fork")
+        self.procs = [fork.Process(target=_worker, args=self.args, name=f"radius-{i + 1}") for i in range(n)]
+        for proc in self.procs:
+            proc.start()
+        super().start()
+
+    def run(self) -> None:
+        """Restart workers that exit while not stopping."""
+        spawn = multiprocessing.get_context("spawn")
+        while not self.stopping.wait(0.5):
+            for i, proc in enumerate(self.procs):
+                if not proc.is_alive():
+                    log.error("%s exited with %s; restarting it", proc.name, proc.exitcode)
+                    self.procs[i] = spawn.Process(target=_worker, args=self.args, name=proc.name)
+                    self.procs[i].start()
+
+    def stop(self) -> None:
+        """Ask every worker to stop (each answers what it has queued first)."""
+        self.stopping.set()
+        for proc in self.procs:
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+
+    def join(self, timeout: float = 20.0) -> None:  # type: ignore[override]
+        """Wait for the workers to finish."""
+        for proc in self.procs:
+            proc.join(timeout)

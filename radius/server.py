@@ -8,6 +8,7 @@ group-commit writer, which answers once the record is durable.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import selectors
@@ -18,13 +19,12 @@ from datetime import datetime, timezone
 
 import redis
 from pyrad import packet
-from pyrad.dictionary import Dictionary
 from sqlalchemy.orm import sessionmaker
 
 from policies import Policy
 from portal import counters
 from portal.settings import Settings
-from radius import DICTIONARY
+from radius import dictionary
 from radius.attributes import access_reply, reply_attributes
 from radius.coa import Disconnector
 from radius.handlers import Authorizer, AuthRequest, parse_accounting, text
@@ -39,6 +39,14 @@ BATCH = 256
 GC_IDLE_EVERY = 10.0     # seconds between full collections, taken in a quiet moment
 GC_AT_MOST = 120.0       # ... or anyway, under a load that never pauses
 RCVBUF = 8 * 1024 * 1024   # ~7,000 packets: a whole neighbourhood re-authenticating at once
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the kernel (glibc keeps them after a burst; no-op elsewhere)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def open_socket(host: str, port: int) -> socket.socket:
@@ -66,7 +74,7 @@ class RadiusServer:
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.settings = settings
         self.clock = clock  # aware UTC; tests move it to check hours and midnight resets
-        self.dictionary = Dictionary(str(DICTIONARY))
+        self.dictionary = dictionary()
         self.registry = NasRegistry(db_factory)
         self.registry.load()
         self.redis = r
@@ -111,12 +119,13 @@ class RadiusServer:
                     except Exception:  # noqa: BLE001 - one bad request never stops the service
                         log.exception("unexpected error while serving; continuing")
                 now = time.monotonic()
+                self.cache.expire()
                 if gc_due and (not ready or now - last_gc > GC_AT_MOST):
                     gc.collect()     # a full pass while nothing waits (see radius.main.serve)
+                    release_free_memory()
                     last_gc = now
                 if now - last_flush > 5:
                     self._ensure_active_set()
-                    self.cache.expire()
                     self.registry.flush_seen(self.redis, to_db=now - last_db_flush > 60)
                     last_db_flush = now if now - last_db_flush > 60 else last_db_flush
                     last_flush = now

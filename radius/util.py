@@ -13,42 +13,47 @@ class ReplyCache:
     """Replies by (source, code, ID, authenticator) for `ttl` seconds (RFC 5080 section 2.2.2).
 
     A key maps to IN_PROGRESS while its request is handled: a retransmission arriving then is
-    ignored; afterwards it gets the cached reply byte for byte, without reprocessing.
+    ignored; afterwards it gets the cached reply byte for byte, without reprocessing. The TTL is
+    FreeRADIUS's cleanup_delay; keys are one bytes object each and expire by the second, because
+    at thousands of requests a second per-entry tuples would cost tens of megabytes.
     """
 
-    def __init__(self, ttl: float = 10.0) -> None:
+    def __init__(self, ttl: float = 5.0) -> None:
         self.ttl = ttl
-        self.entries: dict[tuple, bytes] = {}
-        self.order: deque[tuple[float, tuple]] = deque()
+        self.entries: dict[bytes, bytes] = {}
+        self.buckets: deque[tuple[float, list[bytes]]] = deque()   # (expiry, keys started that second)
 
     @staticmethod
-    def key(addr: tuple, data: bytes) -> tuple:
-        """The identity of a request datagram."""
-        return (addr[0], addr[1], data[0], data[1], data[4:20])
+    def key(addr: tuple, data: bytes) -> bytes:
+        """The identity of a request datagram: source, code, ID and Request Authenticator."""
+        return f"{addr[0]}|{addr[1]}|".encode() + data[:2] + data[4:20]
 
-    def get(self, key: tuple) -> bytes | None:
+    def get(self, key: bytes) -> bytes | None:
         """The cached reply, IN_PROGRESS, or None if this request is new."""
         return self.entries.get(key)
 
-    def start(self, key: tuple) -> None:
+    def start(self, key: bytes) -> None:
         """Mark a request as being handled."""
         self.entries[key] = IN_PROGRESS
-        self.order.append((time.monotonic() + self.ttl, key))
+        expiry = float(int(time.monotonic() + self.ttl) + 1)
+        if not self.buckets or self.buckets[-1][0] != expiry:
+            self.buckets.append((expiry, []))
+        self.buckets[-1][1].append(key)
 
-    def store(self, key: tuple, reply: bytes) -> None:
+    def store(self, key: bytes, reply: bytes) -> None:
         """Keep the reply that was sent."""
         self.entries[key] = reply
 
-    def forget(self, key: tuple) -> None:
+    def forget(self, key: bytes) -> None:
         """Drop a request that got no reply, so that its retransmission is handled afresh."""
         self.entries.pop(key, None)
 
     def expire(self) -> None:
         """Remove entries older than the TTL."""
         now = time.monotonic()
-        while self.order and self.order[0][0] <= now:
-            _, key = self.order.popleft()
-            self.entries.pop(key, None)
+        while self.buckets and self.buckets[0][0] <= now:
+            for key in self.buckets.popleft()[1]:
+                self.entries.pop(key, None)
 
 
 class RateLimitedLog:

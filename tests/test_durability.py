@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pyrad import packet
@@ -44,15 +45,18 @@ def _acct_packets(dictionary, count: int) -> list[tuple[int, int, bytes, str]]:
     return out
 
 
-def _children(pid: int) -> list[int]:
+def _children(pid: int, at_least: int | None = None) -> list[int]:
+    """The worker processes of a `conecta radius` (none on SQLite unless --workers is given)."""
+    wanted = at_least if at_least is not None else (1 if os.environ.get("CONECTA_TEST_DATABASE_URL") else 0)
     deadline = time.time() + 10
-    while time.time() < deadline:   # workers are forked once the supervisor has loaded
+    while True:   # workers are forked once the first process has loaded
         found = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
                  for c in (task / "children").read_text().split()]
-        if found or not os.environ.get("CONECTA_TEST_DATABASE_URL"):
+        found = [c for c in found if Path(f"/proc/{c}/stat").exists()
+                 and Path(f"/proc/{c}/stat").read_text().split()[2] != "Z"]
+        if len(found) >= wanted or time.time() > deadline:
             return found
         time.sleep(0.1)
-    return []
 
 
 def _wait_gone(pids: list[int], timeout: float = 30.0) -> None:
@@ -124,6 +128,40 @@ def test_kill_9_loses_no_acknowledged_record(settings, db_factory, policies, nas
         restarted.terminate()
         restarted.wait(20)
     assert acked <= stored, f"{len(acked - stored)} acknowledged records lost"
+
+
+def test_workers_share_the_ports_and_a_dead_one_is_replaced(settings, db_factory, policies, nas_id, dictionary,
+                                                           redis_url, redis_client):
+    auth_port, acct_port = free_udp_port(), free_udp_port()
+    env = {**os.environ, "CONECTA_DATABASE_URL": settings.database_url, "CONECTA_REDIS_URL": redis_url,
+           "CONECTA_DATA_DIR": str(settings.data_dir), "CONECTA_RADIUS_HOST": "127.0.0.1",
+           "CONECTA_RADIUS_AUTH_PORT": str(auth_port), "CONECTA_RADIUS_ACCT_PORT": str(acct_port)}
+    add_user(db_factory, policies, "ana", "anapass123", policy="personal")
+    proc = subprocess.Popen([sys.executable, "-m", "portal", "radius", "--workers", "3"], env=env, cwd=ROOT,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait_ready(acct_port, dictionary)
+        deadline = time.time() + 15
+        while len(children := _children(proc.pid, at_least=2)) < 2:   # this process serves, with two more
+            assert time.time() < deadline, "the workers did not start"
+        os.kill(children[0], signal.SIGKILL)
+        _wait_gone([children[0]])
+        deadline = time.time() + 30
+        while len(set(_children(proc.pid, at_least=2)) - {children[0]}) < 2:
+            assert time.time() < deadline, "the dead worker was not replaced"
+            time.sleep(0.2)
+        for _ in range(20):      # every process answers: the kernel spreads source ports over them
+            _wait_ready(acct_port, dictionary)
+        nas = Nas(SimpleNamespace(ports=(auth_port, acct_port)), dictionary)
+        assert nas.auth("ana", "anapass123").code == packet.AccessAccept
+        workers = _children(proc.pid)
+        proc.terminate()
+        assert proc.wait(30) == 0
+        _wait_gone(workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _wait_ready(acct_port: int, dictionary) -> None:
