@@ -22,7 +22,7 @@ STATUSES = {1: "start", 2: "stop", 3: "interim", 7: "on", 8: "off"}
 FIGURES = ("sessions", "seconds", "bytes_down", "bytes_up")
 
 
-@dataclass
+@dataclass(slots=True)   # thousands wait in memory after a burst: no per-object dict
 class AcctEvent:
     """One Accounting-Request, parsed and checked by the RADIUS edge."""
 

@@ -104,8 +104,12 @@ def encoded(template, name: str, value: object) -> bytes:  # noqa: ANN001 - a py
     return hit
 
 
-def access_reply(request, code: int, attrs: list[tuple[str, object]]) -> bytes:  # noqa: ANN001 - pyrad packet
-    """An Access-Accept/Reject for `request`, Message-Authenticator first (BlastRADIUS, CVE-2024-3596).
+ACCOUNTING_RESPONSE = 5
+
+
+def reply_packet(request, code: int, attrs: list[tuple[str, object]]) -> bytes:  # noqa: ANN001 - pyrad packet
+    """An Access-Accept/Reject or Accounting-Response for `request`, Message-Authenticator first
+    (BlastRADIUS, CVE-2024-3596).
 
     pyrad encodes every attribute twice per reply (once for the HMAC, once to send); here the
     attribute bytes come from the cache above and are hashed once. Proxy-State is copied in order
@@ -115,7 +119,10 @@ def access_reply(request, code: int, attrs: list[tuple[str, object]]) -> bytes: 
     body = proxy + b"".join(encoded(request, name, value) for name, value in attrs)
     length = 20 + len(MA_ZERO) + len(body)
     header = struct.pack("!BBH", code, request.id, length)
-    ma = hmac.new(request.secret, header + request.authenticator + MA_ZERO + body, hashlib.md5).digest()
+    # RFC 5176 3.3 convention, as FreeRADIUS and pyrad sign it: an Accounting-Response's
+    # Message-Authenticator is computed over a zeroed authenticator; other replies use the request's.
+    vector = bytes(16) if code == ACCOUNTING_RESPONSE else request.authenticator
+    ma = hmac.new(request.secret, header + vector + MA_ZERO + body, hashlib.md5).digest()
     attributes = b"\x50\x12" + ma + body
     authenticator = hashlib.md5(header + request.authenticator + attributes + request.secret,
                                 usedforsecurity=False).digest()  # RFC 2865 3: the protocol says MD5

@@ -25,7 +25,7 @@ from policies import Policy
 from portal import counters
 from portal.settings import Settings
 from radius import dictionary
-from radius.attributes import access_reply, reply_attributes
+from radius.attributes import reply_attributes, reply_packet
 from radius.coa import Disconnector
 from radius.handlers import Authorizer, AuthRequest, parse_accounting, text
 from radius.nas import NasInfo, NasRegistry
@@ -241,7 +241,7 @@ class RadiusServer:
             return
         for (pkt, nas, addr, key), (decision, uid) in zip(batch, results):
             code = packet.AccessAccept if decision.accept else packet.AccessReject
-            self._send_raw(sock, access_reply(pkt, code, reply_attributes(decision, nas.vendor, uid)), addr, key)
+            self._send_raw(sock, reply_packet(pkt, code, reply_attributes(decision, nas.vendor, uid)), addr, key)
         self.stats["auth"] += len(batch)
 
     def _queue_accounting(self, sock: socket.socket, batch: list) -> None:
@@ -261,7 +261,7 @@ class RadiusServer:
     def _acker(self, sock: socket.socket, pkt: packet.Packet, addr: tuple, key: tuple):
         def ack(stored: bool) -> None:
             if stored:
-                self._send(sock, pkt.CreateReply(), addr, key)
+                self._send_raw(sock, reply_packet(pkt, packet.AccountingResponse, []), addr, key)
             else:
                 self.cache.forget(key)
         return ack

@@ -77,13 +77,13 @@ def exchange(server, kind: str, data: bytes, source: str = "127.0.0.1") -> bytes
         return sock.recv(65535)
 
 
-def assert_signed_reply(reply: bytes, request: bytes, secret: bytes = KEY) -> None:
+def assert_signed_reply(reply: bytes, request: bytes, secret: bytes = KEY, ma_vector: bytes | None = None) -> None:
     """Message-Authenticator is the first attribute and verifies; so does the Response Authenticator."""
     assert reply[1] == request[1], "reply to another request"
     assert int.from_bytes(reply[2:4], "big") == len(reply)
     assert reply[20] == 80, f"first attribute is {reply[20]}, not Message-Authenticator"
     assert reply[21] == 18
-    zeroed = reply[:4] + request[4:20] + reply[20:22] + bytes(16) + reply[38:]
+    zeroed = reply[:4] + (request[4:20] if ma_vector is None else ma_vector) + reply[20:22] + bytes(16) + reply[38:]
     digest = hmac.new(secret, zeroed, hashlib.md5).digest()
     assert hmac.compare_digest(digest, reply[22:38]), "bad Message-Authenticator"
     expected = hashlib.md5(reply[:4] + request[4:20] + reply[20:] + secret).digest()
@@ -98,7 +98,9 @@ def test_unknown_address_dropped(radius_server, logs, user, dictionary):
     }
     # The very same datagrams from the registered address are answered.
     assert exchange(radius_server, "auth", auth)[0] == packet.AccessAccept
-    assert exchange(radius_server, "acct", acct)[0] == packet.AccountingResponse
+    reply = exchange(radius_server, "acct", acct)
+    assert reply[0] == packet.AccountingResponse
+    assert_signed_reply(reply, acct, ma_vector=bytes(16))   # signed too, over a zeroed vector (RFC 5176 3.3)
     assert_no_reply(socks)
     assert_nothing_secret_logged(logs)
 
