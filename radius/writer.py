@@ -36,6 +36,7 @@ MAX_BATCH = 2000
 # later costs a NAS nothing; gathering for this long between commits turns a steady stream into
 # few large transactions (per-statement costs dominate small ones) and leaves the CPU to replies.
 GATHER = 0.2
+MAX_BACKLOG = 4000     # records acknowledged but not yet applied, per process
 SWEEP_EVERY = 60.0
 OPEN_TTL = 2 * 86400
 
@@ -120,6 +121,11 @@ class AccountingWriter(threading.Thread):
 
     def _log(self, items: list[tuple[AcctEvent, Ack]]) -> None:
         events = [e for e, _ in items]
+        # Back-pressure: while SQL takes records but slower than they come, acknowledge no faster
+        # than they are applied, so a burst cannot pile up memory and CPU debt for later. (While
+        # SQL is away the log keeps acknowledging: the records wait on disk.)
+        while self.queue.qsize() > MAX_BACKLOG and not self.pending and not self.stopping.is_set():
+            time.sleep(0.002)
         try:
             segment = self.wal.append(events)
         except OSError as exc:   # disk full or failing: no acknowledgement, the NAS retransmits
