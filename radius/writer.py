@@ -3,7 +3,7 @@
 The RADIUS loop hands over each batch of parsed Accounting-Requests; they are appended to the
 write-ahead log and fsynced, and only then acknowledged (RFC 2866: no response before the record
 is stored). This thread applies what has queued up to SQL in large transactions, retrying until
-the database takes them; a fourth thread moves the live counters in Redis.
+the database takes them; radius/live.py moves the live counters in Redis after each commit.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import queue
 import threading
 import time
 from collections import Counter as Counter_
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -23,11 +22,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from policies import Policy, Usage, period_keys
-from policies.evaluate import Counter, spent
+from policies import Policy
+from policies.evaluate import Counter
 from portal import bulk, counters
 from portal.accounting import AcctEvent, BatchResult, apply_batch, close_stale
 from portal.model import Device, User
+from radius.live import LiveCounters
 from radius.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ MAX_BATCH = 2000
 GATHER = 0.2
 MAX_BACKLOG = 4000     # records acknowledged but not yet applied, per process
 SWEEP_EVERY = 60.0
-OPEN_TTL = 2 * 86400
 
 Ack = Callable[[bool], None]
 
@@ -80,21 +79,15 @@ class AccountingWriter(threading.Thread):
         self.db_factory = db_factory
         self.redis = r
         self.policies = policies
-        self.tz = tz
         self.clock = clock
-        self.policy_of = policy_of          # site id -> policy name
-        self.on_spent = on_spent
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.incoming: queue.SimpleQueue = queue.SimpleQueue()
         self.log_thread = threading.Thread(target=self._run_log, name="acct-log", daemon=True)
-        self.live: queue.SimpleQueue = queue.SimpleQueue()
-        self.live_thread = threading.Thread(target=self._run_live, name="acct-live", daemon=True)
+        self.live = LiveCounters(r, policies, tz, clock, policy_of, on_spent, db_factory, self._settle)
         self.stopping = threading.Event()
         self.committed = 0
         self.last_commit = 0.0              # monotonic time of the last commit (see GATHER)
         self.handed = self.settled = 0      # records handed over / applied and counted
-        self.dirty: set[int] = set()        # people whose Redis counters missed a delta
-        self.unreleased: Counter_[int] = Counter_()   # write guards held by a batch Redis never took
 
     def log_batch(self, items: list[tuple[AcctEvent, Ack]]) -> None:
         """Hand a batch to the log thread, which makes it durable and then acknowledges it."""
@@ -152,7 +145,7 @@ class AccountingWriter(threading.Thread):
     def start(self) -> None:
         """Start the applier, the log thread and the live-counter thread."""
         self.log_thread.start()
-        self.live_thread.start()
+        self.live.start()
         super().start()
 
     def stop(self) -> None:
@@ -162,9 +155,11 @@ class AccountingWriter(threading.Thread):
         self.stopping.set()
         self.queue.put(None)
         self.join(timeout=15)
-        self.live.put(None)
-        self.live_thread.join(timeout=10)
+        self.live.stop()
         self.wal.close(all_applied=not self.is_alive() and not self.pending)
+
+    def _settle(self, n: int) -> None:
+        self.settled += n
 
     def idle(self) -> bool:
         """True when every record handed over is in SQL and counted in Redis (tests wait on this)."""
@@ -252,7 +247,7 @@ class AccountingWriter(threading.Thread):
         for segment, n in Counter_(s for _, s in batch).items():
             self.wal.applied(segment, n)
         # Redis follows in its own thread, in commit order, while the next batch commits.
-        self.live.put((result, user_policies, len(batch), set(held)))
+        self.live.follow(result, user_policies, len(batch), set(held))
 
     def _hold(self, result: BatchResult) -> list[int]:
         uids = sorted({uid for uid, _, _ in result.usage})
@@ -268,96 +263,8 @@ class AccountingWriter(threading.Thread):
         except redis.RedisError:
             pass         # the guard expires on its own
 
-    def _run_live(self) -> None:
-        while True:
-            item = self.live.get()
-            if item is None:
-                return
-            result, user_policies, n, held = item
-            # Usage committed without a guard: drop those counters, they are re-seeded after the commit.
-            self.dirty.update(uid for uid, _, _ in result.usage if uid not in held)
-            now = self.clock().astimezone(self.tz)
-            totals = None
-            for attempt in range(3):
-                try:
-                    self._forget_dirty(now)
-                    if totals is None:    # added once only: a retry must not add the delta twice
-                        totals = self._add_deltas(result, held, now)
-                    self._follow_up(result, user_policies, totals, now)
-                    break
-                except Exception as exc:  # noqa: BLE001 - SQL is the truth; counters heal on the next read
-                    log.warning("live counters not updated (%s, attempt %d)", type(exc).__name__, attempt + 1)
-                    time.sleep(0.2 * (attempt + 1))
-            else:
-                if totals is None:
-                    # A counter that missed a delta would under-count: drop it, so the next read
-                    # re-seeds it from SQL, as soon as Redis answers again; and let go of the guard.
-                    self.dirty.update(uid for uid, _, _ in result.usage)
-                    self.unreleased.update(held)
-            self.settled += n
-
-    def _forget_dirty(self, now: datetime) -> None:
-        if self.dirty:
-            self.redis.delete(*[key for uid in self.dirty for key in counters.keys(uid, now)[:2]])
-            self.dirty.clear()
-        if self.unreleased:
-            for times in set(self.unreleased.values()):
-                counters.hold(self.redis, [u for u, k in self.unreleased.items() if k == times], step=-times)
-            self.unreleased.clear()
-
     def _user_policies(self, db: DbSession, result: BatchResult) -> dict[int, str | None]:
         uids = {uid for uid, _, _ in result.usage}
         if not uids:
             return {}
         return dict(db.execute(select(User.id, User.policy).where(bulk.any_of(db, User.id, uids))).all())
-
-    def _add_deltas(self, result: BatchResult, held: set[int], now: datetime) -> dict:
-        """Add the batch to the counters; return per person [day s, day b, month s, month b, site]."""
-        period = period_keys(now)
-        today, first = now.date(), now.date().replace(day=1)
-        # Every person in the batch gets an entry, even a zero one: the call also lets go of the guard.
-        deltas: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        site_of: dict[int, int] = {}
-        for (uid, day, site), (_, seconds, down, up) in result.usage.items():
-            delta = deltas[(uid, *period)]
-            site_of[uid] = site
-            if first <= day <= today:   # late records for earlier days count in the month
-                delta[2] += seconds
-                delta[3] += down + up
-            if day == today:
-                delta[0] += seconds
-                delta[1] += down + up
-        if not deltas:
-            return {}
-        added = counters.add_usage(self.redis, {k: tuple(v) for k, v in deltas.items()}, held)
-        missing = {uid: t[4] for (uid, _, _), t in added.items() if -1 in t[:4]}
-        totals = {uid: [*t[:4], site_of[uid]] for (uid, _, _), t in added.items()}
-        if missing:
-            with self.db_factory() as db:
-                fresh = counters.sql_usage(db, list(missing), now)
-            counters.seed_missing(self.redis, fresh, missing, now)
-            for uid, values in fresh.items():
-                totals[uid] = [*values, site_of[uid]]
-        return totals
-
-    def _follow_up(self, result: BatchResult, user_policies: dict, totals: dict, now: datetime) -> None:
-        self._update_open_sets(result, now)
-        for uid, (*used, site) in totals.items():
-            policy = self.policies.get(user_policies.get(uid) or self.policy_of(site))
-            counter = spent(policy, Usage(*used)) if policy else None
-            if counter is not None:
-                self.on_spent(uid, counter)
-
-    def _update_open_sets(self, result: BatchResult, now: datetime) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        epoch = time.time()
-        first = now.date().replace(day=1)
-        month_users = {uid for uid, day, _ in result.usage if day >= first}
-        if month_users:   # late records for earlier days of the month count too
-            pipe.sadd(counters.active_key(period_keys(now)[1]), *month_users)
-        for uid, ref in result.touched:
-            pipe.zadd(f"u:{uid}:open", {ref: epoch})
-            pipe.expire(f"u:{uid}:open", OPEN_TTL)
-        for uid, ref in result.closed:
-            pipe.zrem(f"u:{uid}:open", ref)
-        pipe.execute()
