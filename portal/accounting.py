@@ -173,8 +173,32 @@ def _close_nas_sessions(db: DbSession, e: AcctEvent, result: BatchResult) -> Non
             result.closed.append((row.user_id, f"{row.nas_id}:{row.acct_session_id}"))
 
 
+_ROLLUP_KEYS = ("user_id", "day", "site_id")
+_ADD = ", ".join(f"{m} = {{t}}.{m} + EXCLUDED.{m}" for m in FIGURES)
+# PostgreSQL: both rollups in one statement, the gender and age snapshot joined in SQL.
+_PG_ROLLUPS = text(f"""
+WITH v AS (SELECT * FROM {bulk.unnest(UsageDaily.__table__, _ROLLUP_KEYS + FIGURES)}
+           AS v(user_id, day, site_id, sessions, seconds, bytes_down, bytes_up)),
+p AS (SELECT v.*, COALESCE(u.gender, 'undisclosed') AS gender, COALESCE(u.age_band, 'undisclosed') AS age_band
+      FROM v LEFT JOIN users u ON u.id = v.user_id),
+d AS (INSERT INTO usage_daily (user_id, day, site_id, sessions, seconds, bytes_down, bytes_up, gender, age_band)
+      SELECT * FROM p ON CONFLICT (day, user_id, site_id) DO UPDATE SET {_ADD.format(t="usage_daily")})
+INSERT INTO usage_monthly (month, user_id, site_id, sessions, seconds, bytes_down, bytes_up, gender, age_band)
+SELECT to_char(day, 'YYYY-MM'), user_id, site_id, sum(sessions), sum(seconds), sum(bytes_down), sum(bytes_up),
+       min(gender), min(age_band)
+FROM p GROUP BY 1, 2, 3
+ON CONFLICT (month, user_id, site_id) DO UPDATE SET {_ADD.format(t="usage_monthly")}
+""")  # noqa: S608 - names from the metadata, values are parameters
+
+
 def _upsert_usage(db: DbSession, usage: dict) -> None:
     if not usage:
+        return
+    if bulk.is_pg(db):
+        keys, values = list(usage), list(usage.values())
+        columns = {name: [k[i] for k in keys] for i, name in enumerate(_ROLLUP_KEYS)}
+        columns.update({name: [v[i] for v in values] for i, name in enumerate(FIGURES)})
+        db.execute(_PG_ROLLUPS, columns)
         return
     people = {row.id: row for row in db.execute(select(User.id, User.gender, User.age_band)
                                                .where(bulk.any_of(db, User.id, {uid for uid, _, _ in usage})))}
