@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import time
 
+from policies.messages import gettext, ngettext
+
 _SIZE = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 _DURATION = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -67,7 +69,6 @@ def parse_clock(text: object) -> time:
 
 def human_duration(seconds: int, language: str = "es") -> str:
     """Words for a duration: "2 horas", "45 minutos", "1 hora y 30 minutos" (English: "1 hour and 30 minutes")."""
-    from policies.messages import gettext, ngettext
     hours, rest = divmod(int(seconds), 3600)
     minutes = rest // 60
     h = ngettext("%(n)d hora", "%(n)d horas", hours, language) % {"n": hours}

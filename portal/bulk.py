@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
-from sqlalchemy import ColumnElement, Table, any_, bindparam, insert, text
+from sqlalchemy import ColumnElement, Table, any_, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Result
 from sqlalchemy.orm import Session as DbSession
@@ -75,7 +75,7 @@ def insert_rows(db: DbSession, table: Table, rows: list[dict], conflict: Sequenc
                 if adding else stmt.on_conflict_do_nothing(index_elements=list(conflict)))
     if returning:
         return db.execute(stmt.returning(table.c[returning]), rows)
-    return db.execute(stmt if conflict is not None else insert(table), rows)
+    return db.execute(stmt, rows)
 
 
 @lru_cache(maxsize=16)

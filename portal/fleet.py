@@ -104,6 +104,12 @@ def _check_site(spec: SiteSpec, policies: dict[str, Policy]) -> None:
         raise FleetError("communities: at most 300, each 1 to 80 printable characters")
 
 
+def _site_values(spec: SiteSpec) -> dict:
+    """The sites row for a spec (communities stored one per line)."""
+    return {"name": spec.name, "kind": spec.kind, "policy": spec.policy, "planned_gb_month": spec.planned_gb_month,
+            "lat": spec.lat, "lon": spec.lon, "communities": "\n".join(spec.communities) or None}
+
+
 def add_site(db: DbSession, policies: dict[str, Policy], name: str, kind: str, policy: str,
              planned_gb_month: float | None = None, lat: float | None = None,
              lon: float | None = None, communities: tuple[str, ...] = ()) -> Site:
@@ -112,8 +118,7 @@ def add_site(db: DbSession, policies: dict[str, Policy], name: str, kind: str, p
     _check_site(spec, policies)
     if db.scalar(select(Site.id).where(Site.name == name)):
         raise FleetError(f"site {name!r} already exists")
-    site = Site(name=name, kind=kind, policy=policy, planned_gb_month=planned_gb_month, lat=lat, lon=lon,
-                communities="\n".join(spec.communities) or None)
+    site = Site(**_site_values(spec))
     db.add(site)
     db.flush()
     return site
@@ -124,8 +129,7 @@ def update_site(db: DbSession, policies: dict[str, Policy], site: Site, spec: Si
     _check_site(spec, policies)
     if spec.name != site.name and db.scalar(select(Site.id).where(Site.name == spec.name)):
         raise FleetError(f"site {spec.name!r} already exists")
-    new = {"name": spec.name, "kind": spec.kind, "policy": spec.policy, "planned_gb_month": spec.planned_gb_month,
-           "lat": spec.lat, "lon": spec.lon, "communities": "\n".join(spec.communities) or None}
+    new = _site_values(spec)
     changed = [field for field, value in new.items() if getattr(site, field) != value]
     for field in changed:
         setattr(site, field, new[field])

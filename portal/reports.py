@@ -113,10 +113,12 @@ def hidden_cells(cells: list[dict], min_cell: int) -> set[int]:
     hidden = {i for i, cell in enumerate(cells) if min_cell and cell["users"] < min_cell}
     if not hidden:
         return hidden
+    people = sum(cells[i]["users"] for i in hidden)
     for i in sorted(set(range(len(cells))) - hidden, key=lambda i: cells[i]["users"]):
-        if len(hidden) >= 2 and sum(cells[j]["users"] for j in hidden) >= min_cell:
+        if len(hidden) >= 2 and people >= min_cell:
             break
         hidden.add(i)
+        people += cells[i]["users"]
     return hidden
 
 

@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import struct
 
+from pyrad.packet import AccountingResponse
+
 from policies import Decision
 
 GIGA = 2**32
@@ -104,9 +106,6 @@ def encoded(template, name: str, value: object) -> bytes:  # noqa: ANN001 - a py
     return hit
 
 
-ACCOUNTING_RESPONSE = 5
-
-
 def reply_packet(request, code: int, attrs: list[tuple[str, object]]) -> bytes:  # noqa: ANN001 - pyrad packet
     """An Access-Accept/Reject or Accounting-Response for `request`, Message-Authenticator first
     (BlastRADIUS, CVE-2024-3596).
@@ -121,7 +120,7 @@ def reply_packet(request, code: int, attrs: list[tuple[str, object]]) -> bytes: 
     header = struct.pack("!BBH", code, request.id, length)
     # RFC 5176 3.3 convention, as FreeRADIUS and pyrad sign it: an Accounting-Response's
     # Message-Authenticator is computed over a zeroed authenticator; other replies use the request's.
-    vector = bytes(16) if code == ACCOUNTING_RESPONSE else request.authenticator
+    vector = bytes(16) if code == AccountingResponse else request.authenticator
     ma = hmac.new(request.secret, header + vector + MA_ZERO + body, hashlib.md5).digest()
     attributes = b"\x50\x12" + ma + body
     authenticator = hashlib.md5(header + request.authenticator + attributes + request.secret,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import multiprocessing
@@ -10,6 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 
 import radius
 from policies import load_policies
@@ -19,6 +21,20 @@ from portal.settings import Settings
 from radius.server import RadiusServer
 
 log = logging.getLogger("conecta.radius")
+
+
+@lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL("libc.so.6", use_errno=True)
+
+
+def collect_garbage() -> None:
+    """A full collection, then freed heap pages back to the kernel (glibc keeps them after a burst)."""
+    gc.collect()
+    try:
+        _libc().malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc
+        pass
 
 
 def build_server(settings: Settings, redis_url: str, auth_port: int | None = None,
@@ -39,10 +55,11 @@ def serve(settings: Settings, redis_url: str, ready: threading.Event | None = No
     server = build_server(settings, redis_url)
     # The cyclic collector's full passes pause every thread for tens of milliseconds: what start-up
     # built (models, dictionary, policies) is frozen out of them, young passes are made rarer, and
-    # full passes run only when the server is idle (RadiusServer.serve_forever) or overdue.
+    # full passes run only when no datagram waits (RadiusServer.on_quiet) or when overdue.
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 1_000_000)
+    server.on_quiet = collect_garbage
     auth, acct = server.ports
     log.info("RADIUS listening on %s: auth %d/udp, acct %d/udp", settings.radius_host, auth, acct)
 
@@ -66,8 +83,7 @@ def _worker(settings: Settings, redis_url: str, parent: int) -> None:
     """A worker process: stops (cleanly, SIGTERM) when its supervisor dies, even by SIGKILL, so no
     orphan keeps the ports and the write-ahead log of a restarted server."""
     try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+        _libc().prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         log.warning("cannot ask to be stopped with the supervisor (not Linux?)")
     if os.getppid() != parent:      # the supervisor died before prctl took effect

@@ -8,8 +8,6 @@ group-commit writer, which answers once the record is durable.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import logging
 import selectors
 import socket
@@ -36,17 +34,9 @@ from radius.writer import AccountingWriter
 
 log = logging.getLogger("conecta.radius")
 BATCH = 256
-GC_IDLE_EVERY = 10.0     # seconds between full collections, taken in a quiet moment
-GC_AT_MOST = 120.0       # ... or anyway, under a load that never pauses
+QUIET_EVERY = 10.0       # seconds between calls of on_quiet, made when no datagram waits
+QUIET_AT_MOST = 120.0    # ... or anyway, under a load that never pauses
 RCVBUF = 8 * 1024 * 1024   # ~7,000 packets: a whole neighbourhood re-authenticating at once
-
-
-def release_free_memory() -> None:
-    """Hand freed heap pages back to the kernel (glibc keeps them after a burst; no-op elsewhere)."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def open_socket(host: str, port: int) -> socket.socket:
@@ -90,6 +80,7 @@ class RadiusServer:
         self.acct_sock = open_socket(host, settings.radius_acct_port if acct_port is None else acct_port)
         self.running = False
         self.stats = {"auth": 0, "acct": 0, "dropped": 0}
+        self.on_quiet: Callable[[], None] | None = None   # housekeeping that would pause replies
 
     @property
     def ports(self) -> tuple[int, int]:
@@ -107,12 +98,12 @@ class RadiusServer:
         selector = selectors.DefaultSelector()
         selector.register(self.auth_sock, selectors.EVENT_READ, AUTH_CODES)
         selector.register(self.acct_sock, selectors.EVENT_READ, ACCT_CODES)
-        last_flush = last_db_flush = last_gc = time.monotonic()
+        last_flush = last_db_flush = last_quiet = time.monotonic()
         self._ensure_active_set()
         try:
             while self.running:
-                gc_due = time.monotonic() - last_gc > GC_IDLE_EVERY
-                ready = selector.select(timeout=0.05 if gc_due else 0.5)
+                quiet_due = self.on_quiet is not None and time.monotonic() - last_quiet > QUIET_EVERY
+                ready = selector.select(timeout=0.05 if quiet_due else 0.5)
                 for key, _ in ready:
                     try:
                         self._serve_socket(key.fileobj, key.data)
@@ -120,10 +111,9 @@ class RadiusServer:
                         log.exception("unexpected error while serving; continuing")
                 now = time.monotonic()
                 self.cache.expire()
-                if gc_due and (not ready or now - last_gc > GC_AT_MOST):
-                    gc.collect()     # a full pass while nothing waits (see radius.main.serve)
-                    release_free_memory()
-                    last_gc = now
+                if quiet_due and (not ready or now - last_quiet > QUIET_AT_MOST):
+                    self.on_quiet()
+                    last_quiet = now
                 if now - last_flush > 5:
                     self._ensure_active_set()
                     self.registry.flush_seen(self.redis, to_db=now - last_db_flush > 60)

@@ -59,7 +59,6 @@ def sites() -> tuple[str, int] | str:
 def site_edit(site_id: int) -> tuple[str, int] | str | Response:
     """Edit a site's name, kind, policy, plan, location and communities."""
     site = db.session.get(Site, site_id) or abort(404)
-    error = None
     if request.method == "POST":
         try:
             changed = fleet.update_site(db.session, policies(), site, _site_form())
@@ -68,9 +67,14 @@ def site_edit(site_id: int) -> tuple[str, int] | str | Response:
             return redirect(url_for("staff.sites"))
         except fleet.FleetError as exc:
             db.session.rollback()
-            site, error = db.session.get(Site, site_id), str(exc)
-    return render_template("staff/site.html", site=site, kinds=SITE_KINDS, policies=sorted(policies()),
-                           error=error), 400 if error else 200
+            return _site_page(site_id, str(exc))
+    return _site_page(site_id)
+
+
+def _site_page(site_id: int, error: str | None = None) -> tuple[str, int]:
+    """The edit page of a site, 400 with the error after a refused change."""
+    return render_template("staff/site.html", site=db.session.get(Site, site_id), kinds=SITE_KINDS,
+                           policies=sorted(policies()), error=error), 400 if error else 200
 
 
 @bp.post("/sites/<int:site_id>/remove")
@@ -85,8 +89,7 @@ def site_remove(site_id: int) -> tuple[str, int] | Response:
         fleet.commit_or_explain(db.session)
     except fleet.FleetError as exc:
         db.session.rollback()
-        return render_template("staff/site.html", site=db.session.get(Site, site_id), kinds=SITE_KINDS,
-                               policies=sorted(policies()), error=str(exc)), 400
+        return _site_page(site_id, str(exc))
     return redirect(url_for("staff.sites"))
 
 
