@@ -131,7 +131,7 @@ def run(c: Context) -> None:
 def radius(c: Context, workers: int | None) -> None:
     """The RADIUS server alone (several may share one Redis and one database)."""
     c.policies  # noqa: B018 - fail early, with the file and key named, on a bad policy
-    from radius.main import default_workers, serve_workers
+    from radius.crew import default_workers, serve_workers
     with redis_url(c.settings) as url:
         serve_workers(c.settings, url, workers or default_workers(c.settings))
 

@@ -14,6 +14,7 @@ from collections import Counter as Counter_
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis
@@ -33,7 +34,7 @@ class LiveCounters(threading.Thread):
 
     def __init__(self, r: redis.Redis, policies: dict[str, Policy], tz: ZoneInfo, clock: Callable[[], datetime],
                  policy_of: Callable[[int], str], on_spent: Callable[[int, Counter], None],
-                 db_factory: sessionmaker, settled: Callable[[int], None]) -> None:
+                 db_factory: sessionmaker, settled: Callable[[Any], None]) -> None:
         super().__init__(name="acct-live", daemon=True)
         self.redis = r
         self.policies = policies
@@ -42,14 +43,14 @@ class LiveCounters(threading.Thread):
         self.policy_of = policy_of          # site id -> policy name
         self.on_spent = on_spent
         self.db_factory = db_factory
-        self.settled = settled              # records counted (the writer's idle() waits on them)
+        self.settled = settled              # called with each batch's token once it is counted
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.dirty: set[int] = set()        # people whose Redis counters missed a delta
         self.unreleased: Counter_[int] = Counter_()   # write guards held by a batch Redis never took
 
-    def follow(self, result: BatchResult, user_policies: dict, n: int, held: set[int]) -> None:
-        """Queue a committed batch: its usage, the people's policies, its size and the guards held."""
-        self.queue.put((result, user_policies, n, held))
+    def follow(self, result: BatchResult, user_policies: dict, token: Any, held: set[int]) -> None:
+        """Queue a committed batch: its usage, the people's policies, a token for `settled`, the guards held."""
+        self.queue.put((result, user_policies, token, held))
 
     def stop(self) -> None:
         """Finish what is queued, then end the thread."""
@@ -62,7 +63,7 @@ class LiveCounters(threading.Thread):
             item = self.queue.get()
             if item is None:
                 return
-            result, user_policies, n, held = item
+            result, user_policies, token, held = item
             # Usage committed without a guard: drop those counters, they are re-seeded after the commit.
             self.dirty.update(uid for uid, _, _ in result.usage if uid not in held)
             now = self.clock().astimezone(self.tz)
@@ -83,7 +84,7 @@ class LiveCounters(threading.Thread):
                     # re-seeds it from SQL, as soon as Redis answers again; and let go of the guard.
                     self.dirty.update(uid for uid, _, _ in result.usage)
                     self.unreleased.update(held)
-            self.settled(n)
+            self.settled(token)
 
     def _forget_dirty(self, now: datetime) -> None:
         if self.dirty:

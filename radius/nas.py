@@ -60,10 +60,14 @@ class NasRegistry:
         self.site_policy = {i.site_id: i.site_policy for i in infos}
         self.loaded_at = time.monotonic()
 
-    def lookup(self, ip: str) -> NasInfo | None:
-        """The NAS for a source address, reloading the table when it is due."""
+    def refresh_if_due(self) -> None:
+        """Reload the table when it is older than `refresh` seconds."""
         if time.monotonic() - self.loaded_at > self.refresh:
             self.load()
+
+    def lookup(self, ip: str) -> NasInfo | None:
+        """The NAS for a source address, reloading the table when it is due."""
+        self.refresh_if_due()
         return self.by_ip.get(ip)
 
     def mark_seen(self, nas_id: int) -> None:

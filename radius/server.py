@@ -23,6 +23,7 @@ from policies import Policy
 from portal import counters
 from portal.settings import Settings
 from radius import dictionary
+from radius.applier import Applier
 from radius.attributes import reply_attributes, reply_packet
 from radius.coa import Disconnector
 from radius.handlers import Authorizer, AuthRequest, parse_accounting, text
@@ -30,7 +31,7 @@ from radius.nas import NasInfo, NasRegistry
 from radius.packets import ACCT_CODES, AUTH_CODES, STATUS_SERVER, check_structure, normalize_mac
 from radius.util import IN_PROGRESS, RateLimitedLog, ReplyCache
 from radius.wal import WriteAheadLog
-from radius.writer import AccountingWriter
+from radius.writer import AccountingLog, Progress
 
 log = logging.getLogger("conecta.radius")
 BATCH = 256
@@ -57,11 +58,16 @@ def open_socket(host: str, port: int) -> socket.socket:
 
 
 class RadiusServer:
-    """Auth and accounting on two UDP ports; `serve_forever()` until `shutdown()`."""
+    """Auth and accounting on two UDP ports; `serve_forever()` until `shutdown()`.
+
+    Given the `progress` of an applier process (radius/main.py), accounting is only logged and
+    acknowledged here; without, this server applies it too, in a thread.
+    """
 
     def __init__(self, settings: Settings, policies: dict[str, Policy], db_factory: sessionmaker,
                  r: redis.Redis, auth_port: int | None = None, acct_port: int | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 progress: Progress | None = None) -> None:
         self.settings = settings
         self.clock = clock  # aware UTC; tests move it to check hours and midnight resets
         self.dictionary = dictionary()
@@ -72,9 +78,12 @@ class RadiusServer:
         self.drops = RateLimitedLog(log)
         self.authorizer = Authorizer(policies, db_factory, r, settings.tz)
         self.disconnector = Disconnector(db_factory, self.registry, self.dictionary)
-        self.writer = AccountingWriter(db_factory, r, policies, settings.tz, clock, self._site_policy,
-                                       lambda uid, counter: self.disconnector.person_spent(uid, counter.name),
-                                       WriteAheadLog(settings.data_dir / "wal"))
+        wal = WriteAheadLog(settings.data_dir / "wal")
+        self.writer = AccountingLog(wal, progress or Progress())
+        self.applier = None if progress else Applier(
+            db_factory, r, policies, settings.tz, clock, self._site_policy,
+            lambda uid, counter: self.disconnector.person_spent(uid, counter.name),
+            self.writer.progress, lambda: [wal.directory])
         host = settings.radius_host
         self.auth_sock = open_socket(host, settings.radius_auth_port if auth_port is None else auth_port)
         self.acct_sock = open_socket(host, settings.radius_acct_port if acct_port is None else acct_port)
@@ -93,8 +102,9 @@ class RadiusServer:
     def serve_forever(self) -> None:
         """Answer requests until shutdown() is called."""
         self.running = True
-        self.writer.recover()
         self.writer.start()
+        if self.applier is not None:
+            self.applier.start()
         selector = selectors.DefaultSelector()
         selector.register(self.auth_sock, selectors.EVENT_READ, AUTH_CODES)
         selector.register(self.acct_sock, selectors.EVENT_READ, ACCT_CODES)
@@ -134,6 +144,8 @@ class RadiusServer:
         self.running = False
         time.sleep(0.6)
         self.writer.stop()
+        if self.applier is not None:
+            self.applier.stop()
         self.disconnector.stop()
         self.registry.flush_seen(self.redis, to_db=True)
         self.auth_sock.close()

@@ -1,9 +1,10 @@
 """The accounting write-ahead log: an Accounting-Response goes out once the record is on disk.
 
-Records are appended in batches to segment files and flushed with fdatasync before they are
-acknowledged; a background applier moves them into SQL in large batches. Applying is idempotent
-(acct_records deduplicates), so after a crash every segment left on disk is simply applied again.
-Each server process holds its own directory, locked with flock, under <data dir>/wal/.
+Each RADIUS worker appends batches to segment files in its own directory (<data dir>/wal/wN,
+held with flock) and fdatasyncs them before acknowledging. The applier (radius/applier.py) tails
+every directory, moves the records into SQL and deletes a segment once it is finished (a newer one
+exists, or no worker holds the directory) and everything in it is applied. Applying is idempotent
+(acct_records deduplicates), so whatever is on disk after a crash is simply read and applied again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import logging
 import os
 import threading
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from portal.accounting import AcctEvent
 
 log = logging.getLogger(__name__)
 SEGMENT_RECORDS = 20_000
+MAX_DIRECTORIES = 64
 FIELDS = tuple(f.name for f in fields(AcctEvent))
 
 
@@ -39,10 +41,20 @@ def _decode(line: bytes) -> AcctEvent:
     return AcctEvent(**data)
 
 
+def segment_path(directory: Path, segment: int) -> Path:
+    """The file of one segment."""
+    return directory / f"{segment:012d}.log"
+
+
+def segments(directory: Path) -> list[int]:
+    """The segment numbers present in a directory, oldest first."""
+    return sorted(int(p.stem) for p in directory.glob("*.log") if p.stem.isdigit())
+
+
 def claim_directory(root: Path) -> tuple[Path, int]:
     """The first <root>/wN not held by another live process, locked for this one."""
     root.mkdir(parents=True, exist_ok=True)
-    for index in range(256):
+    for index in range(MAX_DIRECTORIES):
         directory = root / f"w{index}"
         directory.mkdir(exist_ok=True)
         fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -55,80 +67,144 @@ def claim_directory(root: Path) -> tuple[Path, int]:
     raise RuntimeError(f"{root}: no free write-ahead log directory")
 
 
+def is_held(directory: Path) -> bool:
+    """True while a worker holds the directory (it may still append to its newest segment)."""
+    try:
+        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)     # closing drops the probe's lock at once: a starting worker can claim it
+
+
 class WriteAheadLog:
-    """Append-and-fsync segments; a segment is deleted once all its records are applied."""
+    """Append-and-fsync segments in a directory this process holds."""
 
     def __init__(self, root: Path) -> None:
         self.directory, self._lock_fd = claim_directory(root)
+        self.index = int(self.directory.name[1:])
         self.lock = threading.Lock()
-        self.totals: dict[int, int] = {}     # closed segment -> records in it
-        self.applied_count: dict[int, int] = {}
-        existing = sorted(int(p.stem) for p in self.directory.glob("*.log"))
+        existing = segments(self.directory)
         self.segment = (existing[-1] + 1) if existing else 1
-        self.count = 0
-        self.file = open(self._path(self.segment), "ab")  # noqa: SIM115 - kept open for appends
+        self.count = 0          # records in the current segment
+        self.file = open(segment_path(self.directory, self.segment), "ab")  # noqa: SIM115 - kept open
 
-    def _path(self, segment: int) -> Path:
-        return self.directory / f"{segment:012d}.log"
-
-    def recover(self) -> list[tuple[AcctEvent, int]]:
-        """Every record in segments left by an earlier run (to be applied again, idempotently)."""
-        out = []
-        for path in sorted(self.directory.glob("*.log")):
-            segment = int(path.stem)
-            if segment == self.segment:
-                continue
-            lines = [line for line in path.read_bytes().splitlines() if line.strip()]
-            events = []
-            for line in lines:
-                try:
-                    events.append(_decode(line))
-                except (ValueError, TypeError):  # a torn last line: it was never acknowledged
-                    log.warning("write-ahead log %s: skipping an incomplete record", path.name)
-            self.totals[segment] = len(events)
-            out += [(event, segment) for event in events]
-            if not events:
-                path.unlink(missing_ok=True)
-        return out
-
-    def append(self, events: list[AcctEvent]) -> int:
-        """Write and fdatasync a batch; return its segment. Raises OSError if the disk fails."""
+    def append(self, events: list[AcctEvent]) -> tuple[int, int]:
+        """Write and fdatasync a batch; return (segment, records in it so far). Raises OSError."""
         payload = b"".join(_encode(e) for e in events)
         with self.lock:
-            self.file.write(payload)
-            self.file.flush()
-            os.fdatasync(self.file.fileno())
-            segment = self.segment
+            try:
+                self.file.write(payload)
+                self.file.flush()
+                os.fdatasync(self.file.fileno())
+            except OSError:
+                # What reached the file may end in a torn line: later records must not follow it.
+                self._rotate()
+                raise
             self.count += len(events)
+            position = (self.segment, self.count)
             if self.count >= SEGMENT_RECORDS:
                 self._rotate()
-        return segment
+        return position
 
     def _rotate(self) -> None:
-        self.file.close()
-        self.totals[self.segment] = self.count
-        self._forget_if_done(self.segment)
+        try:
+            self.file.close()
+        except OSError:
+            pass
         self.segment += 1
         self.count = 0
-        self.file = open(self._path(self.segment), "ab")  # noqa: SIM115
+        self.file = open(segment_path(self.directory, self.segment), "ab")  # noqa: SIM115
 
-    def applied(self, segment: int, n: int) -> None:
-        """Note that `n` records of `segment` are now in SQL."""
-        with self.lock:
-            self.applied_count[segment] = self.applied_count.get(segment, 0) + n
-            self._forget_if_done(segment)
-
-    def _forget_if_done(self, segment: int) -> None:
-        total = self.totals.get(segment)
-        if total is not None and self.applied_count.get(segment, 0) >= total:
-            self._path(segment).unlink(missing_ok=True)
-            self.totals.pop(segment, None)
-            self.applied_count.pop(segment, None)
-
-    def close(self, all_applied: bool) -> None:
-        """Close the current segment; delete it when everything in it reached SQL."""
+    def close(self) -> None:
+        """Close the current segment and let go of the directory (the applier finishes it)."""
         with self.lock:
             self.file.close()
-            if all_applied and self.applied_count.get(self.segment, 0) >= self.count:
-                self._path(self.segment).unlink(missing_ok=True)
         os.close(self._lock_fd)
+
+
+@dataclass
+class Mark:
+    """Where a record sits: directory index, segment, and its ordinal in the segment (from 1)."""
+
+    index: int
+    segment: int
+    ordinal: int
+
+
+class WalReader:
+    """Tails one worker's directory: complete lines only, in order, each segment to its end."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.index = int(directory.name[1:])
+        self.segment = 0          # being read; 0 until the first segment is found
+        self.offset = 0
+        self.ordinal = 0          # lines read from the current segment
+        self.last_good = 0        # ordinal of its last readable record
+        self.totals: dict[int, int] = {}      # finished segment -> lines in it, until applied
+        self.applied: dict[int, int] = {}
+
+    def read(self, limit: int, finishing: bool = False) -> list[tuple[AcctEvent, Mark]]:
+        """Up to `limit` new records; `finishing` when no worker may append any more."""
+        out: list[tuple[AcctEvent, Mark]] = []
+        while len(out) < limit:
+            present = [s for s in segments(self.directory) if s >= self.segment]
+            if not present:
+                return out
+            if present[0] != self.segment:
+                self._start(present[0])
+            # Look for a newer segment *before* reading: once it exists this one gets no more lines.
+            final = finishing or len(present) > 1 or not is_held(self.directory)
+            got, at_end = self._read_lines(limit - len(out), final)
+            out += got
+            if not (at_end and final):
+                return out
+            self.totals[self.segment] = self.last_good
+            self.forget_applied(self.segment)
+            self._start(self.segment + 1)
+        return out
+
+    def _start(self, segment: int) -> None:
+        self.segment, self.offset, self.ordinal, self.last_good = segment, 0, 0, 0
+
+    def _read_lines(self, limit: int, final: bool) -> tuple[list[tuple[AcctEvent, Mark]], bool]:
+        """Complete lines from the offset on, and whether that was all the segment has."""
+        path = segment_path(self.directory, self.segment)
+        try:
+            with open(path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return [], True
+        lines = data[:data.rfind(b"\n") + 1].split(b"\n")[:-1]
+        if final and not data.endswith(b"\n") and data and len(lines) <= limit:
+            log.warning("write-ahead log %s: skipping an incomplete last record (never acknowledged)", path.name)
+        out = []
+        for line in lines[:limit]:
+            self.offset += len(line) + 1
+            self.ordinal += 1
+            try:
+                out.append((_decode(line), Mark(self.index, self.segment, self.ordinal)))
+                self.last_good = self.ordinal
+            except (ValueError, TypeError):
+                log.warning("write-ahead log %s: skipping an unreadable record", path.name)
+        return out, len(lines) <= limit
+
+    def mark_applied(self, segment: int, ordinal: int) -> None:
+        """Note that the records of `segment` up to `ordinal` are in SQL."""
+        self.applied[segment] = max(self.applied.get(segment, 0), ordinal)
+        self.forget_applied(segment)
+
+    def forget_applied(self, segment: int) -> None:
+        """Delete a finished segment whose every record is applied."""
+        total = self.totals.get(segment)
+        if total is not None and self.applied.get(segment, 0) >= total:
+            segment_path(self.directory, segment).unlink(missing_ok=True)
+            self.totals.pop(segment, None)
+            self.applied.pop(segment, None)

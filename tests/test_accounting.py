@@ -102,9 +102,9 @@ def test_sessions_of_a_silent_nas_are_closed(radius_server, dictionary, db_facto
     nas = Nas(radius_server, dictionary)
     nas.acct("Start", "lost-stop", "ana", reply=nas.auth("ana", "anapass123"))
     settle(radius_server)
-    assert radius_server.writer.sweep_stale() == 0
+    assert radius_server.applier.sweep_stale() == 0
     clock.now += timedelta(minutes=30)                      # three interims missed, no Stop came
-    assert radius_server.writer.sweep_stale() == 1
+    assert radius_server.applier.sweep_stale() == 1
     with db_factory() as db:
         assert db.scalar(select(Session.terminate_cause)) == "Stale"
     assert radius_server.redis.zcard(f"u:{uid}:open") == 0

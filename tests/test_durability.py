@@ -47,7 +47,8 @@ def _acct_packets(dictionary, count: int) -> list[tuple[int, int, bytes, str]]:
 
 def _children(pid: int, at_least: int | None = None) -> list[int]:
     """The worker processes of a `conecta radius` (none on SQLite unless --workers is given)."""
-    wanted = at_least if at_least is not None else (1 if os.environ.get("CONECTA_TEST_DATABASE_URL") else 0)
+    # The applier, and on PostgreSQL one worker per core but the first (this machine has two).
+    wanted = at_least if at_least is not None else (2 if os.environ.get("CONECTA_TEST_DATABASE_URL") else 1)
     deadline = time.time() + 10
     while True:   # workers are forked once the first process has loaded
         found = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
@@ -67,24 +68,27 @@ def _wait_gone(pids: list[int], timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
-def test_kill_9_loses_no_acknowledged_record(settings, db_factory, policies, nas_id, dictionary, redis_url):
+def _radius_env(settings, redis_url: str) -> tuple[dict, int, int]:
     auth_port, acct_port = free_udp_port(), free_udp_port()
     env = {**os.environ, "CONECTA_DATABASE_URL": settings.database_url, "CONECTA_REDIS_URL": redis_url,
            "CONECTA_DATA_DIR": str(settings.data_dir), "CONECTA_RADIUS_HOST": "127.0.0.1",
            "CONECTA_RADIUS_AUTH_PORT": str(auth_port), "CONECTA_RADIUS_ACCT_PORT": str(acct_port)}
-    add_user(db_factory, policies, "ana", "anapass123", policy="personal")
-    proc = subprocess.Popen([sys.executable, "-m", "portal", "radius"], env=env, cwd=ROOT,
-                            stderr=subprocess.DEVNULL)
-    packets = _acct_packets(dictionary, 20 * 256)
+    return env, auth_port, acct_port
+
+
+def _named(pids: list[int], name: str) -> list[int]:
+    return [p for p in pids if Path(f"/proc/{p}/comm").exists() and Path(f"/proc/{p}/comm").read_text().strip() == name]
+
+
+def _send_while_killing(acct_port: int, packets: list, victim: int, proc: subprocess.Popen) -> set[str]:
+    """Send accounting with 64 in flight for 4 s, SIGKILL `victim` after 1.5 s; return what was acknowledged."""
     socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(20)]
     acked: set[str] = set()
+    by_key = {(idx, pid): sid for idx, pid, _, sid in packets}
+    killer = threading.Timer(1.5, lambda: os.kill(victim, signal.SIGKILL))
     try:
-        _wait_ready(acct_port, dictionary)
         for s in socks:
             s.setblocking(False)
-        by_key = {(idx, pid): sid for idx, pid, _, sid in packets}
-        workers = _children(proc.pid)      # PostgreSQL: a supervisor and a worker per core
-        killer = threading.Timer(1.5, lambda: os.kill(proc.pid, signal.SIGKILL))
         killer.start()
         deadline = time.time() + 4
         sent = 0
@@ -106,6 +110,29 @@ def test_kill_9_loses_no_acknowledged_record(settings, db_factory, policies, nas
     finally:
         for s in socks:
             s.close()
+    return acked
+
+
+def _wait_stored(db_factory, acked: set[str], timeout: float = 30) -> set[str]:
+    deadline = time.time() + timeout
+    while True:
+        with db_factory() as db:
+            stored = set(db.scalars(select(AcctRecord.acct_session_id)))
+        if acked <= stored or time.time() > deadline:
+            return stored
+        time.sleep(0.3)
+
+
+def test_kill_9_loses_no_acknowledged_record(settings, db_factory, policies, nas_id, dictionary, redis_url):
+    env, _, acct_port = _radius_env(settings, redis_url)
+    add_user(db_factory, policies, "ana", "anapass123", policy="personal")
+    proc = subprocess.Popen([sys.executable, "-m", "portal", "radius"], env=env, cwd=ROOT,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait_ready(acct_port, dictionary)
+        workers = _children(proc.pid)      # the applier, and on PostgreSQL a worker per core but one
+        acked = _send_while_killing(acct_port, _acct_packets(dictionary, 20 * 256), proc.pid, proc)
+    finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
@@ -117,17 +144,37 @@ def test_kill_9_loses_no_acknowledged_record(settings, db_factory, policies, nas
                                  stderr=subprocess.DEVNULL)
     try:
         _wait_ready(acct_port, dictionary)
-        deadline = time.time() + 30
-        while True:
-            with db_factory() as db:
-                stored = set(db.scalars(select(AcctRecord.acct_session_id)))
-            if acked <= stored or time.time() > deadline:
-                break
-            time.sleep(0.3)
+        stored = _wait_stored(db_factory, acked)
     finally:
         restarted.terminate()
         restarted.wait(20)
     assert acked <= stored, f"{len(acked - stored)} acknowledged records lost"
+
+
+def test_a_killed_applier_is_replaced_and_loses_nothing(settings, db_factory, policies, nas_id, dictionary,
+                                                       redis_url):
+    """The applier dies mid-load: acknowledgements go on, and its replacement applies every record."""
+    env, _, acct_port = _radius_env(settings, redis_url)
+    proc = subprocess.Popen([sys.executable, "-m", "portal", "radius"], env=env, cwd=ROOT,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait_ready(acct_port, dictionary)
+        applier = _named(_children(proc.pid), "conecta-applier")
+        assert len(applier) == 1, "no applier process"
+        acked = _send_while_killing(acct_port, _acct_packets(dictionary, 20 * 256), applier[0], proc)
+        assert len(acked) > 1000, "acknowledging stopped with the applier"
+        stored = _wait_stored(db_factory, acked)
+        assert acked <= stored, f"{len(acked - stored)} acknowledged records lost"
+        replacement = _named(_children(proc.pid), "conecta-applier")
+        assert replacement and replacement != applier
+        proc.terminate()
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # Stopped cleanly, everything logged was applied and the finished log segments are gone.
+    assert not list((settings.data_dir / "wal").glob("w*/*.log"))
 
 
 def test_workers_share_the_ports_and_a_dead_one_is_replaced(settings, db_factory, policies, nas_id, dictionary,
