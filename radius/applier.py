@@ -100,6 +100,8 @@ class Applier(threading.Thread):
         self.committed = 0
         self.last_commit = self.last_scan = self.last_sweep = 0.0
         self.stopped_at: float | None = None
+        self.on_quiet: Callable[[], None] | None = None   # housekeeping once a burst is over
+        self.busy = False                   # records were applied since on_quiet last ran
 
     def start(self) -> None:
         """Start applying in a thread (and the live-counter thread)."""
@@ -116,9 +118,13 @@ class Applier(threading.Thread):
             batch = self.pending or self._gather()
             self.pending = []
             if batch:
+                self.busy = True
                 self._commit(batch)
                 if self.pending and self.stopping.is_set():
                     break      # the database is away: what is left stays in the log for the next start
+            elif self.busy and self.on_quiet is not None:    # a second without records
+                self.busy = False
+                self.on_quiet()
             if time.monotonic() - self.last_sweep > SWEEP_EVERY:
                 self.last_sweep = time.monotonic()
                 self.sweep_stale()

@@ -23,7 +23,7 @@ from portal.redisconn import connect
 from portal.settings import Settings
 from radius.applier import Applier
 from radius.coa import Disconnector
-from radius.main import serve, stop_with_parent, tune_collector
+from radius.main import collect_garbage, serve, stop_with_parent, tune_collector
 from radius.nas import NasRegistry
 from radius.writer import Progress
 
@@ -60,6 +60,7 @@ def run_applier(settings: Settings, redis_url: str, parent: int, progress: Progr
                       lambda: sorted(p for p in root.glob("w*") if p.name[1:].isdigit()))
     signal.signal(signal.SIGTERM, lambda _signum, _frame: applier.stopping.set())
     tune_collector()
+    applier.on_quiet = collect_garbage
     applier.run()
     disconnector.stop()
     log.info("accounting applier stopped; %d records applied", applier.committed)
@@ -136,6 +137,7 @@ def serve_workers(settings: Settings, redis_url: str, workers: int) -> None:
     # Build what every process reads alike before forking, then freeze it out of the collector:
     # a collection touches every object it scans, which would copy the shared pages into each one.
     radius.dictionary()
+    engine_for(settings).dispose()     # imports the database driver and dialect once, for all
     gc.collect()
     gc.freeze()
     progress = Progress()

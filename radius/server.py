@@ -109,6 +109,7 @@ class RadiusServer:
         selector.register(self.auth_sock, selectors.EVENT_READ, AUTH_CODES)
         selector.register(self.acct_sock, selectors.EVENT_READ, ACCT_CODES)
         last_flush = last_db_flush = last_quiet = time.monotonic()
+        traffic = False      # datagrams came since on_quiet last ran
         self._ensure_active_set()
         try:
             while self.running:
@@ -121,9 +122,12 @@ class RadiusServer:
                         log.exception("unexpected error while serving; continuing")
                 now = time.monotonic()
                 self.cache.expire()
-                if quiet_due and (not ready or now - last_quiet > QUIET_AT_MOST):
+                traffic = traffic or bool(ready)
+                # Due and nothing waits, a burst just ended (half a second of silence), or overdue.
+                if self.on_quiet is not None and ((not ready and (quiet_due or traffic))
+                                                  or (quiet_due and now - last_quiet > QUIET_AT_MOST)):
                     self.on_quiet()
-                    last_quiet = now
+                    last_quiet, traffic = now, False
                 if now - last_flush > 5:
                     self._ensure_active_set()
                     self.registry.flush_seen(self.redis, to_db=now - last_db_flush > 60)
