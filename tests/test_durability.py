@@ -179,32 +179,33 @@ def test_a_killed_applier_is_replaced_and_loses_nothing(settings, db_factory, po
 
 def test_workers_share_the_ports_and_a_dead_one_is_replaced(settings, db_factory, policies, nas_id, dictionary,
                                                            redis_url, redis_client):
-    auth_port, acct_port = free_udp_port(), free_udp_port()
-    env = {**os.environ, "CONECTA_DATABASE_URL": settings.database_url, "CONECTA_REDIS_URL": redis_url,
-           "CONECTA_DATA_DIR": str(settings.data_dir), "CONECTA_RADIUS_HOST": "127.0.0.1",
-           "CONECTA_RADIUS_AUTH_PORT": str(auth_port), "CONECTA_RADIUS_ACCT_PORT": str(acct_port)}
+    env, auth_port, acct_port = _radius_env(settings, redis_url)
     add_user(db_factory, policies, "ana", "anapass123", policy="personal")
     proc = subprocess.Popen([sys.executable, "-m", "portal", "radius", "--workers", "3"], env=env, cwd=ROOT,
                             stderr=subprocess.DEVNULL)
+
+    def workers() -> list[int]:    # this process serves, with two more (and the applier)
+        return _named(_children(proc.pid, at_least=3), "conecta-worker")
     try:
         _wait_ready(acct_port, dictionary)
         deadline = time.time() + 15
-        while len(children := _children(proc.pid, at_least=2)) < 2:   # this process serves, with two more
+        while len(first := workers()) < 2:
             assert time.time() < deadline, "the workers did not start"
-        os.kill(children[0], signal.SIGKILL)
-        _wait_gone([children[0]])
+            time.sleep(0.1)
+        os.kill(first[0], signal.SIGKILL)
+        _wait_gone([first[0]])
         deadline = time.time() + 30
-        while len(set(_children(proc.pid, at_least=2)) - {children[0]}) < 2:
+        while len(set(workers()) - {first[0]}) < 2:
             assert time.time() < deadline, "the dead worker was not replaced"
             time.sleep(0.2)
         for _ in range(20):      # every process answers: the kernel spreads source ports over them
             _wait_ready(acct_port, dictionary)
         nas = Nas(SimpleNamespace(ports=(auth_port, acct_port)), dictionary)
         assert nas.auth("ana", "anapass123").code == packet.AccessAccept
-        workers = _children(proc.pid)
+        everyone = _children(proc.pid)
         proc.terminate()
         assert proc.wait(30) == 0
-        _wait_gone(workers)
+        _wait_gone(everyone)
     finally:
         if proc.poll() is None:
             proc.kill()
