@@ -1,0 +1,127 @@
+"""The write-ahead log on real files: what the applier reads, in what order, and when a segment goes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from portal.accounting import AcctEvent
+from radius import wal
+from radius.wal import WalReader, WriteAheadLog
+
+
+def event(n: int) -> AcctEvent:
+    return AcctEvent(nas_id=1, session_id=f"s{n}", status="interim", username="ana", user_id=7, mac=None,
+                     framed_ip=None, seconds=n, bytes_in=n, bytes_out=0, terminate_cause=None,
+                     event_time=datetime(2026, 11, 26, 18, 0), local_day=date(2026, 11, 26), delay=0, site_id=1)
+
+
+def ids(batch) -> list[str]:
+    return [e.session_id for e, _ in batch]
+
+
+def apply_all(reader: WalReader, batch) -> None:
+    for _, mark in batch:
+        reader.mark_applied(mark.segment, mark.ordinal)
+
+
+@pytest.fixture()
+def small_segments(monkeypatch):
+    monkeypatch.setattr(wal, "SEGMENT_RECORDS", 3)
+
+
+def test_records_come_back_in_order_complete_lines_only(tmp_path):
+    log = WriteAheadLog(tmp_path)
+    reader = WalReader(log.directory)
+    assert log.append([event(1), event(2)]) == (1, 2)
+    log.file.write(b'{"nas_id": 1, "sess')        # a batch being written: not a record yet
+    log.file.flush()
+    batch = reader.read(100)
+    assert ids(batch) == ["s1", "s2"]
+    assert [m.ordinal for _, m in batch] == [1, 2]
+    assert batch[0][0] == event(1)
+    assert reader.read(100) == []
+    log.close()
+
+
+def test_a_finished_segment_goes_once_applied_the_current_one_stays(tmp_path, small_segments):
+    log = WriteAheadLog(tmp_path)
+    reader = WalReader(log.directory)
+    log.append([event(n) for n in range(1, 4)])   # fills segment 1: the log moves on to segment 2
+    log.append([event(4)])
+    batch = reader.read(100)
+    assert ids(batch) == ["s1", "s2", "s3", "s4"]
+    assert wal.segments(log.directory) == [1, 2]   # nothing is deleted before it is applied
+    apply_all(reader, batch[:2])
+    assert wal.segments(log.directory) == [1, 2]
+    apply_all(reader, batch)
+    assert wal.segments(log.directory) == [2]      # still written to: kept
+    log.close()
+    assert reader.read(100) == []                  # the worker let go: segment 2 is finished
+    assert wal.segments(log.directory) == []
+
+
+def test_a_crash_leaves_a_torn_line_that_is_skipped(tmp_path):
+    first = WriteAheadLog(tmp_path)
+    first.append([event(1)])
+    first.file.write(b'{"nas_id": 1, "session_id": "torn"')   # killed in the middle of a write
+    first.file.flush()
+    first.close()
+    second = WriteAheadLog(tmp_path)                 # the restarted worker opens a new segment
+    assert (second.directory, second.segment) == (first.directory, 2)
+    second.append([event(2)])
+    reader = WalReader(second.directory)
+    batch = reader.read(100)
+    assert ids(batch) == ["s1", "s2"]
+    apply_all(reader, batch)
+    assert wal.segments(second.directory) == [2]
+    second.close()
+
+
+def test_each_live_worker_holds_its_own_directory(tmp_path):
+    a, b = WriteAheadLog(tmp_path), WriteAheadLog(tmp_path)
+    assert (a.directory.name, b.directory.name) == ("w0", "w1")
+    assert wal.is_held(a.directory) and wal.is_held(b.directory)
+    a.close()
+    assert not wal.is_held(a.directory)
+    c = WriteAheadLog(tmp_path)                      # a restarted worker takes the free one
+    assert c.directory.name == "w0"
+    b.close()
+    c.close()
+
+
+def test_an_unreadable_line_is_skipped_and_the_rest_applied(tmp_path):
+    log = WriteAheadLog(tmp_path)
+    log.append([event(1)])
+    log.file.write(b"not json\n")
+    log.file.flush()
+    log.append([event(3)])
+    log.close()
+    reader = WalReader(log.directory)
+    batch = reader.read(100)
+    assert ids(batch) == ["s1", "s3"]
+    apply_all(reader, batch)
+    assert wal.segments(log.directory) == []
+
+
+def test_workers_see_what_the_applier_has_applied(tmp_path):
+    from radius.writer import AccountingLog, Progress
+    progress = Progress()
+    log = AccountingLog(WriteAheadLog(tmp_path), progress)
+    log.start()
+    acks: list[bool] = []
+    log.log_batch([(event(n), acks.append) for n in range(1, 6)])
+    log.stop()                     # logs and acknowledges what was handed over, then closes
+    assert acks == [True] * 5
+    assert log.backlog() == 5 and not log.idle()
+    assert not progress.keeping_up()          # no applier yet: acknowledging would not wait for one
+    progress.beat(sql_ok=True)
+    assert progress.keeping_up()
+    reader = WalReader(log.wal.directory)
+    batch = reader.read(100)
+    *_, (_, last) = batch
+    progress.publish(last.index, last.segment, last.ordinal)
+    assert log.backlog() == 0 and log.idle()
+    progress.beat(sql_ok=False)
+    assert not progress.keeping_up()
