@@ -37,6 +37,7 @@ MAX_BATCH = 2000
 # few large transactions (per-statement costs dominate small ones).
 GATHER = 0.2
 POLL = 0.02             # how often the log directories are looked at while gathering
+IDLE_POLL = 0.2         # ... and after a second without records (an idle applier costs next to nothing)
 RESCAN = 1.0            # how often new worker directories are looked for
 SWEEP_EVERY = 60.0
 FINISH_WITHIN = 20.0    # after a stop, how long to wait for the workers to close their logs
@@ -101,7 +102,7 @@ class Applier(threading.Thread):
         self.last_commit = self.last_scan = self.last_sweep = 0.0
         self.stopped_at: float | None = None
         self.on_quiet: Callable[[], None] | None = None   # housekeeping once a burst is over
-        self.busy = False                   # records were applied since on_quiet last ran
+        self.busy = False                   # records came within the last second
 
     def start(self) -> None:
         """Start applying in a thread (and the live-counter thread)."""
@@ -122,9 +123,10 @@ class Applier(threading.Thread):
                 self._commit(batch)
                 if self.pending and self.stopping.is_set():
                     break      # the database is away: what is left stays in the log for the next start
-            elif self.busy and self.on_quiet is not None:    # a second without records
+            elif self.busy:     # a second without records
                 self.busy = False
-                self.on_quiet()
+                if self.on_quiet is not None:
+                    self.on_quiet()
             if time.monotonic() - self.last_sweep > SWEEP_EVERY:
                 self.last_sweep = time.monotonic()
                 self.sweep_stale()
@@ -179,7 +181,7 @@ class Applier(threading.Thread):
             stopping = self.stopping.is_set()     # then commit at once, and wait only for the workers
             if batch and (stopping or now >= self.last_commit + GATHER):
                 break
-            time.sleep(POLL)
+            time.sleep(POLL if batch or self.busy else IDLE_POLL)
             if not batch and (stopping or now - started > 1.0):
                 break
         return batch

@@ -141,7 +141,7 @@ def test_node_board_and_staff_disconnect(app, db_factory, policies, dictionary, 
 
     from portal.model import Disconnect
     from portal.model import Nas as NasRow
-    from tests.conftest import add_user
+    from tests.conftest import add_user, settle
     from tests.radiusclient import Nas
     from tests.test_quota import FakeCoaNas
     coa = FakeCoaNas(dictionary)
@@ -153,6 +153,7 @@ def test_node_board_and_staff_disconnect(app, db_factory, policies, dictionary, 
         add_user(db_factory, policies, "ana", "anapass123")
         nas = Nas(radius_server, dictionary)
         nas.acct("Start", "live-1", "ana", reply=nas.auth("ana", "anapass123"))
+        settle(radius_server)
         radius_server.registry.flush_seen(radius_server.redis, to_db=True)
         client = app.test_client()
         sign_in(client, "admin@city.mx")
