@@ -15,10 +15,11 @@ from types import SimpleNamespace
 import pytest
 from pyrad import packet
 from pyrad.client import Timeout
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal import fleet
-from portal.model import AcctRecord
+from portal.model import AcctRecord, Disconnect
+from portal.model import Nas as NasRow
 from portal.redisconn import connect
 from radius.server import RadiusServer
 from tests.conftest import SECRET, add_user, settle
@@ -175,6 +176,42 @@ def test_a_killed_applier_is_replaced_and_loses_nothing(settings, db_factory, po
             proc.wait()
     # Stopped cleanly, everything logged was applied and the finished log segments are gone.
     assert not list((settings.data_dir / "wal").glob("w*/*.log"))
+
+
+def test_the_applier_process_cuts_off_a_spent_pool(settings, db_factory, policies, nas_id, dictionary,
+                                                   redis_url):
+    """As deployed, the applier runs apart from the replies: it sees the pool spent and disconnects."""
+    from tests.test_quota import FakeCoaNas
+    coa = FakeCoaNas(dictionary)
+    with db_factory.begin() as db:
+        db.execute(update(NasRow).where(NasRow.id == nas_id).values(coa_port=coa.port))
+    add_user(db_factory, policies, "ana", "anapass123")
+    env, auth_port, acct_port = _radius_env(settings, redis_url)
+    proc = subprocess.Popen([sys.executable, "-m", "portal", "radius"], env=env, cwd=ROOT,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait_ready(acct_port, dictionary)
+        nas = Nas(SimpleNamespace(ports=(auth_port, acct_port)), dictionary)
+        reply = nas.auth("ana", "anapass123")
+        nas.acct("Start", "s1", "ana", reply=reply)
+        nas.acct("Interim-Update", "s1", "ana", seconds=600, bytes_out=1_100_000_000, reply=reply)  # > 1 GB/day
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            with db_factory() as db:
+                done = db.scalars(select(Disconnect).where(Disconnect.result == "ack")).all()
+            if done:
+                break
+            time.sleep(0.2)
+        assert [d.reason for d in done] == ["daily_data"]
+        assert coa.received[0]["Acct-Session-Id"] == ["s1"]
+        assert nas.auth("ana", "anapass123").code == packet.AccessReject
+        proc.terminate()
+        assert proc.wait(30) == 0
+    finally:
+        coa.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_workers_share_the_ports_and_a_dead_one_is_replaced(settings, db_factory, policies, nas_id, dictionary,
