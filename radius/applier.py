@@ -178,11 +178,12 @@ class Applier(threading.Thread):
         while len(batch) < MAX_BATCH:
             batch += self._read(MAX_BATCH - len(batch))
             now = time.monotonic()
-            stopping = self.stopping.is_set()     # then commit at once, and wait only for the workers
-            if batch and (stopping or now >= self.last_commit + GATHER):
+            # Commit at once when stopping, or when a worker holds back acknowledgements for us.
+            hurry = self.stopping.is_set() or self.progress.anyone_waiting()
+            if batch and (hurry or now >= self.last_commit + GATHER):
                 break
             time.sleep(POLL if batch or self.busy else IDLE_POLL)
-            if not batch and (stopping or now - started > 1.0):
+            if not batch and (self.stopping.is_set() or now - started > 1.0):
                 break
         return batch
 

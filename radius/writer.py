@@ -36,11 +36,12 @@ class Progress:
 
     Cell 0 is the applier's heartbeat (monotonic ms) while SQL takes its batches, 0 while it does
     not; cell 1 + N is (segment << 32 | ordinal) of the last record of directory wN that is in SQL
-    and counted in Redis. One 64-bit cell per value, so a reader never sees half an update.
+    and counted in Redis; the cells after those say which workers wait for the applier. One 64-bit
+    cell per value, so a reader never sees half an update.
     """
 
     def __init__(self) -> None:
-        self.cells = multiprocessing.RawArray(ctypes.c_int64, MAX_DIRECTORIES + 1)
+        self.cells = multiprocessing.RawArray(ctypes.c_int64, 2 * MAX_DIRECTORIES + 1)
 
     def beat(self, sql_ok: bool) -> None:
         """Say the applier is alive, and whether SQL takes its batches."""
@@ -54,6 +55,15 @@ class Progress:
         """Record that directory `index` is applied up to this record."""
         if index < MAX_DIRECTORIES:
             self.cells[index + 1] = segment << 32 | ordinal
+
+    def set_waiting(self, index: int, waiting: bool) -> None:
+        """Say that worker `index` holds back acknowledgements until the applier catches up."""
+        if index < MAX_DIRECTORIES:
+            self.cells[MAX_DIRECTORIES + 1 + index] = int(waiting)
+
+    def anyone_waiting(self) -> bool:
+        """True while some worker waits for the applier (which then commits without gathering)."""
+        return any(self.cells[MAX_DIRECTORIES + 1:])
 
     def position(self, index: int) -> tuple[int, int]:
         """(segment, ordinal) applied in directory `index`."""
@@ -122,8 +132,11 @@ class AccountingLog:
         # Back-pressure: while SQL takes records but slower than they come, acknowledge no faster
         # than they are applied, so a burst cannot pile up a debt for later. (While SQL or the
         # applier is away the log keeps acknowledging: the records wait on disk.)
-        while self.backlog() > MAX_BACKLOG and self.progress.keeping_up() and not self.stopping.is_set():
-            time.sleep(0.002)
+        if self.backlog() > MAX_BACKLOG and self.progress.keeping_up():
+            self.progress.set_waiting(self.wal.index, True)
+            while self.backlog() > MAX_BACKLOG and self.progress.keeping_up() and not self.stopping.is_set():
+                time.sleep(0.002)
+            self.progress.set_waiting(self.wal.index, False)
         try:
             self.position = self.wal.append([e for e, _ in items])
         except OSError as exc:   # disk full or failing: no acknowledgement, the NAS retransmits

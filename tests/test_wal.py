@@ -125,3 +125,6 @@ def test_workers_see_what_the_applier_has_applied(tmp_path):
     assert log.backlog() == 0 and log.idle()
     progress.beat(sql_ok=False)
     assert not progress.keeping_up()
+    assert not progress.anyone_waiting()
+    progress.set_waiting(log.wal.index, True)        # the applier then commits without gathering
+    assert progress.anyone_waiting()
