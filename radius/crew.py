@@ -91,9 +91,9 @@ class Crew(threading.Thread):
         spawn = multiprocessing.get_context("spawn")
         while not self.stopping.wait(0.5):
             for i, proc in enumerate(self.workers):
-                if not proc.is_alive():
+                if not proc.is_alive() and not self.stopping.is_set():   # (a stopping worker exits)
                     self.workers[i] = self._restart(spawn, proc, _worker)
-            if self.applier is not None and not self.applier.is_alive():
+            if self.applier is not None and not self.applier.is_alive() and not self.stopping.is_set():
                 self.applier = self._restart(spawn, self.applier, run_applier)
 
     def _restart(self, spawn, proc: multiprocessing.Process, target) -> multiprocessing.Process:

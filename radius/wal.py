@@ -23,6 +23,7 @@ from portal.accounting import AcctEvent
 log = logging.getLogger(__name__)
 SEGMENT_RECORDS = 20_000
 MAX_DIRECTORIES = 64
+READ_PER_RECORD = 2048   # bytes read per record wanted (records are about 300 bytes)
 FIELDS = tuple(f.name for f in fields(AcctEvent))
 
 
@@ -176,14 +177,18 @@ class WalReader:
     def _read_lines(self, limit: int, final: bool) -> tuple[list[tuple[AcctEvent, Mark]], bool]:
         """Complete lines from the offset on, and whether that was all the segment has."""
         path = segment_path(self.directory, self.segment)
+        want = limit * READ_PER_RECORD
         try:
             with open(path, "rb") as f:
                 f.seek(self.offset)
-                data = f.read()
+                data = f.read(want)
+                if b"\n" not in data:
+                    data += f.readline()      # a record longer than the chunk: read to its end
+                eof = not f.read(1)
         except FileNotFoundError:
             return [], True
         lines = data[:data.rfind(b"\n") + 1].split(b"\n")[:-1]
-        if final and not data.endswith(b"\n") and data and len(lines) <= limit:
+        if final and eof and data and not data.endswith(b"\n") and len(lines) <= limit:
             log.warning("write-ahead log %s: skipping an incomplete last record (never acknowledged)", path.name)
         out = []
         for line in lines[:limit]:
@@ -194,7 +199,7 @@ class WalReader:
                 self.last_good = self.ordinal
             except (ValueError, TypeError):
                 log.warning("write-ahead log %s: skipping an unreadable record", path.name)
-        return out, len(lines) <= limit
+        return out, eof and len(lines) <= limit
 
     def mark_applied(self, segment: int, ordinal: int) -> None:
         """Note that the records of `segment` up to `ordinal` are in SQL."""

@@ -128,3 +128,18 @@ def test_workers_see_what_the_applier_has_applied(tmp_path):
     assert not progress.anyone_waiting()
     progress.set_waiting(log.wal.index, True)        # the applier then commits without gathering
     assert progress.anyone_waiting()
+
+
+def test_reading_in_small_steps_loses_and_repeats_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(wal, "READ_PER_RECORD", 50)     # shorter than one record
+    log = WriteAheadLog(tmp_path)
+    log.append([event(n) for n in range(1, 6)])
+    log.close()
+    reader = WalReader(log.directory)
+    got = []
+    for _ in range(10):
+        batch = reader.read(2)
+        apply_all(reader, batch)
+        got += ids(batch)
+    assert got == ["s1", "s2", "s3", "s4", "s5"]
+    assert wal.segments(log.directory) == []
