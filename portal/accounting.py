@@ -106,8 +106,9 @@ def _load_sessions(db: DbSession, events: list[AcctEvent]) -> dict[tuple[int, st
     return found
 
 
-def _ref(s: dict) -> str:
-    return f"{s['nas_id']}:{s['acct_session_id']}"
+def session_ref(nas_id: int, acct_session_id: str) -> str:
+    """How an open session is named in a person's Redis set of open sessions."""
+    return f"{nas_id}:{acct_session_id}"
 
 
 def _new_session(e: AcctEvent) -> dict:
@@ -144,7 +145,8 @@ def _apply_session_event(e: AcctEvent, sessions: dict, result: BatchResult) -> N
         row[1] += ds
         row[2] += d_out
         row[3] += d_in
-    (result.touched if s["is_open"] else result.closed).append((s["user_id"], _ref(s)))
+    ref = session_ref(s["nas_id"], s["acct_session_id"])
+    (result.touched if s["is_open"] else result.closed).append((s["user_id"], ref))
 
 
 def _apply_sessions(db: DbSession, events: list[AcctEvent], result: BatchResult) -> None:
@@ -170,7 +172,7 @@ def _close_nas_sessions(db: DbSession, e: AcctEvent, result: BatchResult) -> Non
                    .values(is_open=False, stopped_at=e.event_time, terminate_cause=cause))
     for row in rows:
         if row.user_id is not None:
-            result.closed.append((row.user_id, f"{row.nas_id}:{row.acct_session_id}"))
+            result.closed.append((row.user_id, session_ref(row.nas_id, row.acct_session_id)))
 
 
 _ROLLUP_KEYS = ("user_id", "day", "site_id")
@@ -214,7 +216,7 @@ def _upsert_usage(db: DbSession, usage: dict) -> None:
         key = (row["day"].strftime("%Y-%m"), row["user_id"], row["site_id"])
         into = monthly.setdefault(key, {**row, "month": key[0], "sessions": 0, "seconds": 0, "bytes_down": 0,
                                         "bytes_up": 0})
-        for metric in ("sessions", "seconds", "bytes_down", "bytes_up"):
+        for metric in FIGURES:
             into[metric] += row[metric]
     # The metrics add up; the gender and age snapshot columns keep what the month started with.
     bulk.insert_rows(db, UsageMonthly.__table__, [{k: v for k, v in r.items() if k != "day"} for r in monthly.values()],
@@ -228,7 +230,7 @@ def close_stale(db: DbSession, before: datetime) -> list[tuple[int | None, str]]
     if rows:
         db.execute(update(Session).where(Session.id.in_([r.id for r in rows]))
                    .values(is_open=False, stopped_at=Session.updated_at, terminate_cause="Stale"))
-    return [(r.user_id, f"{r.nas_id}:{r.acct_session_id}") for r in rows]
+    return [(r.user_id, session_ref(r.nas_id, r.acct_session_id)) for r in rows]
 
 
 def apply_batch(db: DbSession, events: list[AcctEvent], received: datetime) -> BatchResult:

@@ -120,7 +120,7 @@ def build_active_set(r: redis.Redis, db: DbSession, now: datetime) -> int:
 def keys(uid: int, now: datetime) -> tuple[str, str, str]:
     """The day, month and open-session keys of a person at local time `now`."""
     day, month = period_keys(now)
-    return f"u:{uid}:d:{day}", f"u:{uid}:m:{month}", f"u:{uid}:open"
+    return f"u:{uid}:d:{day}", f"u:{uid}:m:{month}", open_key(uid)
 
 
 def sql_usage(db: DbSession, uids: list[int], now: datetime) -> dict[int, tuple[int, int, int, int]]:
@@ -143,6 +143,11 @@ def sql_usage(db: DbSession, uids: list[int], now: datetime) -> dict[int, tuple[
     return out
 
 
+def open_key(uid: int) -> str:
+    """The sorted set of a person's open sessions ("nas_id:acct_session_id" by last update)."""
+    return f"u:{uid}:open"
+
+
 def guard_key(uid: int) -> str:
     """The write guard of a person (see the comment above _INCR)."""
     return f"u:{uid}:w"
@@ -156,7 +161,7 @@ def read_usage(r: redis.Redis, db_factory, uids: list[int], now: datetime,
     all_keys = [active_key(month), active_key(month) + ":built"]
     args: list[int] = []
     for uid in uids:
-        all_keys += [f"u:{uid}:d:{day}", f"u:{uid}:m:{month}", f"u:{uid}:open", guard_key(uid)]
+        all_keys += [f"u:{uid}:d:{day}", f"u:{uid}:m:{month}", open_key(uid), guard_key(uid)]
         args += [int(epoch - stale_after.get(uid, 900)), uid]
     # One comma-joined string: parsing thousands of RESP elements costs more than the lookups.
     values = [int(v) for v in r.register_script(_READ)(keys=all_keys, args=args).split(b",")]

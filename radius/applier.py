@@ -27,7 +27,7 @@ from portal import bulk, counters
 from portal.accounting import AcctEvent, BatchResult, apply_batch, close_stale
 from portal.model import Device, User
 from radius.live import LiveCounters
-from radius.wal import Mark, WalReader, is_held
+from radius.wal import Mark, WalReader, directory_index, is_held
 from radius.writer import Progress
 
 log = logging.getLogger(__name__)
@@ -104,15 +104,11 @@ class Applier(threading.Thread):
         self.on_quiet: Callable[[], None] | None = None   # housekeeping once a burst is over
         self.busy = False                   # records came within the last second
 
-    def start(self) -> None:
-        """Start applying in a thread (and the live-counter thread)."""
-        self.live.start()
-        super().start()
-
     def run(self) -> None:
-        """Apply until stopped, then apply whatever is left while SQL takes it; sweep once a minute."""
-        if not self.live.is_alive():
-            self.live.start()
+        """Apply until stopped, then apply whatever is left while SQL takes it; sweep once a minute.
+
+        In a thread (`start()`, tests) or called directly (the applier process)."""
+        self.live.start()
         self.last_sweep = time.monotonic()
         while not self._finished():
             self.progress.beat(sql_ok=not self.pending)
@@ -160,7 +156,7 @@ class Applier(threading.Thread):
         if time.monotonic() - self.last_scan > RESCAN:
             self.last_scan = time.monotonic()
             for directory in self.directories():
-                index = int(directory.name[1:])
+                index = directory_index(directory)
                 if index not in self.readers:
                     self.readers[index] = WalReader(directory)
         out: Batch = []
@@ -248,7 +244,7 @@ class Applier(threading.Thread):
             pipe = self.redis.pipeline(transaction=False)
             for uid, ref in closed:
                 if uid is not None:
-                    pipe.zrem(f"u:{uid}:open", ref)
+                    pipe.zrem(counters.open_key(uid), ref)
             pipe.execute()
         except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the applier
             log.warning("stale-session sweep failed: %s", type(exc).__name__)

@@ -25,6 +25,7 @@ from radius.applier import Applier
 from radius.coa import Disconnector
 from radius.main import collect_garbage, serve, stop_with_parent, tune_collector
 from radius.nas import NasRegistry
+from radius.wal import log_directories
 from radius.writer import Progress
 
 log = logging.getLogger("conecta.radius")
@@ -57,7 +58,7 @@ def run_applier(settings: Settings, redis_url: str, parent: int, progress: Progr
     applier = Applier(db_factory, connect(redis_url), load_policies(settings.policy_dir), settings.tz,
                       lambda: datetime.now(timezone.utc), policy_of,
                       lambda uid, counter: disconnector.person_spent(uid, counter.name), progress,
-                      lambda: sorted(p for p in root.glob("w*") if p.name[1:].isdigit()))
+                      lambda: log_directories(root))
     signal.signal(signal.SIGTERM, lambda _signum, _frame: applier.stopping.set())
     tune_collector()
     applier.on_quiet = collect_garbage

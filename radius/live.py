@@ -140,8 +140,8 @@ class LiveCounters(threading.Thread):
         if month_users:   # late records for earlier days of the month count too
             pipe.sadd(counters.active_key(period_keys(now)[1]), *month_users)
         for uid, ref in result.touched:
-            pipe.zadd(f"u:{uid}:open", {ref: epoch})
-            pipe.expire(f"u:{uid}:open", OPEN_TTL)
+            pipe.zadd(counters.open_key(uid), {ref: epoch})
+            pipe.expire(counters.open_key(uid), OPEN_TTL)
         for uid, ref in result.closed:
-            pipe.zrem(f"u:{uid}:open", ref)
+            pipe.zrem(counters.open_key(uid), ref)
         pipe.execute()

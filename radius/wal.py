@@ -52,6 +52,16 @@ def segments(directory: Path) -> list[int]:
     return sorted(int(p.stem) for p in directory.glob("*.log") if p.stem.isdigit())
 
 
+def directory_index(directory: Path) -> int:
+    """N of a worker's log directory wN."""
+    return int(directory.name[1:])
+
+
+def log_directories(root: Path) -> list[Path]:
+    """Every worker's log directory under `root`, live or left behind."""
+    return sorted(p for p in root.glob("w*") if p.name[1:].isdigit())
+
+
 def claim_directory(root: Path) -> tuple[Path, int]:
     """The first <root>/wN not held by another live process, locked for this one."""
     root.mkdir(parents=True, exist_ok=True)
@@ -88,7 +98,7 @@ class WriteAheadLog:
 
     def __init__(self, root: Path) -> None:
         self.directory, self._lock_fd = claim_directory(root)
-        self.index = int(self.directory.name[1:])
+        self.index = directory_index(self.directory)
         self.lock = threading.Lock()
         existing = segments(self.directory)
         self.segment = (existing[-1] + 1) if existing else 1
@@ -143,7 +153,7 @@ class WalReader:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.index = int(directory.name[1:])
+        self.index = directory_index(directory)
         self.segment = 0          # being read; 0 until the first segment is found
         self.offset = 0
         self.ordinal = 0          # lines read from the current segment
