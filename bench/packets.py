@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pyrad import packet
 from pyrad.dictionary import Dictionary
 
-from radius import DICTIONARY
+from portal.core.radiusdict import DICTIONARY
 
 INTERIMS = 3
 STEPS = 2 + INTERIMS            # Start, Interim-Update × 3, Stop

@@ -217,8 +217,8 @@ def wait_quiet(limit: float = 0.3, patience: float = 10.0) -> float:
 
 def start_portal(data_dir: Path, uam_secret: str, args: argparse.Namespace) -> Portal:
     """gunicorn exactly as `conecta portal` builds it (launcher.gunicorn_command), on 127.0.0.1."""
-    from portal.launcher import gunicorn_command
-    from portal.settings import load_settings
+    from portal.cli.launcher import gunicorn_command
+    from portal.core.settings import load_settings
     port = free_port()
     env = conecta_env(data_dir, port)
     argv = gunicorn_command(load_settings(env), workers=args.workers)

@@ -89,8 +89,9 @@ def counting(counts: Counts, engine) -> Iterator[None]:  # noqa: ANN001 - an SQL
 def probe(env: dict[str, str], origin: str, make_path: Callable[[], str], form: dict[str, str],
           ops: int = 20) -> dict[str, dict[str, float]]:
     """Round trips per splash GET and per registration (arrival GET + POST), averaged over `ops`."""
-    from portal.settings import load_settings
-    from portal.web import create_app, db
+    from portal.core.settings import load_settings
+    from portal.web import create_app
+    from portal.web.extensions import db
     app = create_app(load_settings(env))
     client = app.test_client()
     with app.app_context():

@@ -63,12 +63,12 @@ from sqlalchemy import (  # noqa: E402
 from sqlalchemy.orm import Session as DbSession  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from portal import reports  # noqa: E402
-from portal.accounting import AcctEvent, apply_batch  # noqa: E402
-from portal.db import make_engine, session_factory  # noqa: E402
-from portal.model import SITE_KINDS, Nas, Site, User  # noqa: E402
-from portal.schema import upgrade  # noqa: E402
-from portal.simulate import AGE_MIX, GENDER_MIX, HOUR_WEIGHTS  # noqa: E402
+from portal.core import reports  # noqa: E402
+from portal.core.accounting import AcctEvent, apply_batch  # noqa: E402
+from portal.core.db import make_engine, session_factory  # noqa: E402
+from portal.core.model import SITE_KINDS, Nas, Site, User  # noqa: E402
+from portal.core.schema import upgrade  # noqa: E402
+from radius.simulate import AGE_MIX, GENDER_MIX, HOUR_WEIGHTS  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

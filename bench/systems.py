@@ -74,7 +74,7 @@ def drop_database() -> None:
 
 def _user_defaults() -> dict:
     """Python-side column defaults of portal.model.User, so COPY fills what the ORM would."""
-    from portal.model import User
+    from portal.core.model import User
     out = {}
     for col in User.__table__.columns:
         if col.primary_key or col.default is None or not hasattr(col.default, "arg"):
@@ -84,23 +84,24 @@ def _user_defaults() -> dict:
 
 
 def seed_conecta(env: dict[str, str], users: list[tuple[str, str]]) -> str:
-    """A site and a coova NAS for 127.0.0.1 (portal.fleet), then the users by COPY; return the NAS secret."""
+    """A site and a coova NAS for 127.0.0.1 (portal.core.sites), then the users by COPY; return the NAS secret."""
     import psycopg
     from sqlalchemy.orm import Session as DbSession
 
     from policies import POLICY_DIR, load_policies
-    from portal import fleet
-    from portal.db import make_engine
+    from portal.core import accounts, sites
+    from portal.core.db import commit_or_explain, make_engine
     secret = secrets.token_hex(16)
     policies = load_policies(POLICY_DIR)
     engine = make_engine(env["CONECTA_DATABASE_URL"])
     with DbSession(engine) as db:
-        fleet.add_site(db, policies, "Bench Park", "park", "personal")
-        fleet.add_nas(db, fleet.NasSpec("bench-ap", "Bench Park", "127.0.0.1", secret, "coova"), production=False)
-        fleet.commit_or_explain(db)
+        sites.add_site(db, policies, "Bench Park", "park", "personal")
+        sites.add_nas(db, sites.NasSpec("bench-ap", "Bench Park", "127.0.0.1", secret, "coova"), production=False)
+        commit_or_explain(db)
     engine.dispose()
     fields = {**_user_defaults(), "source": "import", "disabled": False,
-              **fleet.validate_user({"username": users[0][0], "password": users[0][1], "policy": "personal"}, policies)}
+              **accounts.validate_user({"username": users[0][0], "password": users[0][1], "policy": "personal"},
+                                       policies)}
     columns = list(fields)
     with psycopg.connect(f"{PG_HOST}/{BENCH_DB}") as conn:
         with conn.cursor().copy(f"COPY users ({', '.join(columns)}) FROM STDIN") as copy:

@@ -32,10 +32,11 @@ with atheris.instrument_imports(include=["pyrad", "radius"]):
     from pyrad import packet
     from pyrad.dictionary import Dictionary
 
-    from radius import DICTIONARY
+    from portal.core.macs import normalize_mac
+    from portal.core.radiusdict import DICTIONARY
     from radius.handlers import parse_accounting, text
     from radius.nas import NasInfo
-    from radius.packets import ACCT_CODES, AUTH_CODES, STATUS_SERVER, check_structure, normalize_mac
+    from radius.packets import ACCT_CODES, AUTH_CODES, STATUS_SERVER, check_structure
 
 SECRET = b"fuzz-secret"
 DICT = Dictionary(str(DICTIONARY))

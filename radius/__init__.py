@@ -1,14 +1,5 @@
-"""Conecta's RADIUS server: protocol edge (server.py), decisions (handlers.py), replies (attributes.py)."""
+"""Conecta's RADIUS daemon: protocol edge (server.py), decisions (handlers.py), replies (attributes.py),
+accounting log and applier (wal.py, writer.py, applier.py, live.py), processes (crew.py, main.py).
 
-from functools import lru_cache
-from pathlib import Path
-
-from pyrad.dictionary import Dictionary
-
-DICTIONARY = Path(__file__).resolve().parent / "dictionary" / "dictionary"
-
-
-@lru_cache(maxsize=1)
-def dictionary() -> Dictionary:
-    """The parsed RADIUS dictionary, once per process (and shared by forked workers)."""
-    return Dictionary(str(DICTIONARY))
+It imports portal.core and policies, never the web portal or the CLI.
+"""

@@ -23,9 +23,9 @@ from sqlalchemy.orm import sessionmaker
 
 from policies import Policy
 from policies.evaluate import Counter
-from portal import bulk, counters
-from portal.accounting import AcctEvent, BatchResult, apply_batch, close_stale
-from portal.model import Device, User
+from portal.core import bulk, counters
+from portal.core.accounting import AcctEvent, BatchResult, apply_batch, close_stale
+from portal.core.model import Device, User
 from radius.live import LiveCounters
 from radius.wal import Mark, WalReader, directory_index, is_held
 from radius.writer import Progress

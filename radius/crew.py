@@ -16,13 +16,13 @@ import signal
 import threading
 from datetime import datetime, timezone
 
-import radius
 from policies import load_policies
-from portal.db import engine_for, session_factory
-from portal.redisconn import connect
-from portal.settings import Settings
+from portal.core.coa import Disconnector
+from portal.core.db import engine_for, session_factory
+from portal.core.radiusdict import dictionary
+from portal.core.redisconn import connect
+from portal.core.settings import Settings
 from radius.applier import Applier
-from radius.coa import Disconnector
 from radius.main import collect_garbage, serve, stop_with_parent, tune_collector
 from radius.nas import NasRegistry
 from radius.wal import log_directories
@@ -48,7 +48,7 @@ def run_applier(settings: Settings, redis_url: str, parent: int, progress: Progr
     db_factory = session_factory(engine_for(settings))
     registry = NasRegistry(db_factory)
     registry.load()
-    disconnector = Disconnector(db_factory, registry, radius.dictionary())
+    disconnector = Disconnector(db_factory, dictionary())
 
     def policy_of(site_id: int) -> str:
         registry.refresh_if_due()
@@ -137,7 +137,7 @@ def serve_workers(settings: Settings, redis_url: str, workers: int) -> None:
     """
     # Build what every process reads alike before forking, then freeze it out of the collector:
     # a collection touches every object it scans, which would copy the shared pages into each one.
-    radius.dictionary()
+    dictionary()
     engine_for(settings).dispose()     # imports the database driver and dialect once, for all
     gc.collect()
     gc.freeze()

@@ -19,12 +19,12 @@ from sqlalchemy.orm import sessionmaker
 
 from policies import Decision, Policy, evaluate
 from policies.messages import gettext as _
-from portal import bulk, counters, credentials
-from portal.accounting import STATUSES, AcctEvent
-from portal.model import Device, User
+from portal.core import bulk, counters, credentials
+from portal.core.accounting import STATUSES, AcctEvent
+from portal.core.macs import normalize_mac
+from portal.core.model import Device, User
 from radius.attributes import class_user_id
 from radius.nas import NasInfo
-from radius.packets import normalize_mac
 
 log = logging.getLogger(__name__)
 OTC_USER_TTL = 2 * 86400

@@ -22,8 +22,8 @@ from sqlalchemy.orm import sessionmaker
 
 from policies import Policy, Usage, period_keys
 from policies.evaluate import Counter, spent
-from portal import counters
-from portal.accounting import BatchResult
+from portal.core import counters
+from portal.core.accounting import BatchResult
 
 log = logging.getLogger(__name__)
 OPEN_TTL = 2 * 86400

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from policies import load_policies
-from portal.db import engine_for, session_factory
-from portal.redisconn import connect
-from portal.settings import Settings
+from portal.core.db import engine_for, session_factory
+from portal.core.redisconn import connect
+from portal.core.settings import Settings
 from radius.server import RadiusServer
 from radius.writer import Progress
 

@@ -11,10 +11,10 @@ import redis
 from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
-from portal.model import Nas, Site
+from portal.core.board import SEEN_KEY
+from portal.core.model import Nas, Site
 
 log = logging.getLogger(__name__)
-SEEN_KEY = "nas:seen"
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,6 @@ decodes up to 8192 bytes; everything it would get wrong is refused here.
 
 from __future__ import annotations
 
-import re
-
 ACCESS_REQUEST, ACCESS_ACCEPT, ACCESS_REJECT = 1, 2, 3
 ACCOUNTING_REQUEST, ACCOUNTING_RESPONSE = 4, 5
 STATUS_SERVER = 12
@@ -50,21 +48,3 @@ def check_structure(data: bytes, allowed_codes: frozenset[int]) -> str | None:
             return "more than 200 attributes"
         pos += attr_len
     return None
-
-
-_MAC_HEX = re.compile(r"[0-9a-f]{12}")
-
-
-def normalize_mac(value: object) -> str | None:
-    """'AA-BB-CC-DD-EE-FF', 'aa:bb:..', 'aabb.ccdd.eeff' or 'aabbccddeeff' -> 'aa:bb:cc:dd:ee:ff'."""
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("ascii")
-        except UnicodeDecodeError:
-            return None
-    if not isinstance(value, str) or len(value) > 20:
-        return None
-    digits = re.sub(r"[-:.\s]", "", value.strip().lower())
-    if not _MAC_HEX.fullmatch(digits):
-        return None
-    return ":".join(digits[i:i + 2] for i in range(0, 12, 2))

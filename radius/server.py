@@ -20,15 +20,16 @@ from pyrad import packet
 from sqlalchemy.orm import sessionmaker
 
 from policies import Policy
-from portal import counters
-from portal.settings import Settings
-from radius import dictionary
+from portal.core import counters
+from portal.core.coa import Disconnector
+from portal.core.macs import normalize_mac
+from portal.core.radiusdict import dictionary
+from portal.core.settings import Settings
 from radius.applier import Applier
 from radius.attributes import reply_attributes, reply_packet
-from radius.coa import Disconnector
 from radius.handlers import Authorizer, AuthRequest, parse_accounting, text
 from radius.nas import NasInfo, NasRegistry
-from radius.packets import ACCT_CODES, AUTH_CODES, STATUS_SERVER, check_structure, normalize_mac
+from radius.packets import ACCT_CODES, AUTH_CODES, STATUS_SERVER, check_structure
 from radius.util import IN_PROGRESS, RateLimitedLog, ReplyCache
 from radius.wal import WriteAheadLog
 from radius.writer import AccountingLog, Progress
@@ -77,7 +78,7 @@ class RadiusServer:
         self.cache = ReplyCache()
         self.drops = RateLimitedLog(log)
         self.authorizer = Authorizer(policies, db_factory, r, settings.tz)
-        self.disconnector = Disconnector(db_factory, self.registry, self.dictionary)
+        self.disconnector = Disconnector(db_factory, self.dictionary)
         wal = WriteAheadLog(settings.data_dir / "wal")
         self.writer = AccountingLog(wal, progress or Progress())
         self.applier = None if progress else Applier(

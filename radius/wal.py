@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from pathlib import Path
 
-from portal.accounting import AcctEvent
+from portal.core.accounting import AcctEvent
 
 log = logging.getLogger(__name__)
 SEGMENT_RECORDS = 20_000

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from portal.accounting import AcctEvent
+from portal.core.accounting import AcctEvent
 from radius.wal import MAX_DIRECTORIES, WriteAheadLog
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -15,18 +14,17 @@ from pyrad.dictionary import Dictionary
 from sqlalchemy import text
 
 from policies import load_policies
-from portal import fleet
-from portal.db import make_engine, session_factory
-from portal.model import Base
-from portal.redisconn import connect
-from portal.schema import upgrade
-from portal.settings import load_settings
-from radius import DICTIONARY
+from portal.core.db import make_engine, session_factory
+from portal.core.model import Base
+from portal.core.radiusdict import DICTIONARY
+from portal.core.redisconn import connect
+from portal.core.schema import upgrade
+from portal.core.settings import load_settings
 from radius.server import RadiusServer
+from tests.support.builders import Clock, add_site_and_nas
 
 PG_URL = os.environ.get("CONECTA_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("CONECTA_TEST_REDIS_URL")
-SECRET = "s3cret-for-tests-0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -131,38 +129,6 @@ def dictionary() -> Dictionary:
     return Dictionary(str(DICTIONARY))
 
 
-def add_site_and_nas(db_factory, policies, vendor: str = "coova", ip: str = "127.0.0.1",
-                     site: str = "Parque Central", policy: str = "parque", require_ma: bool = True,
-                     coa_port: int = 3799) -> int:
-    """Create a site and a NAS; return the NAS id."""
-    with db_factory() as db:
-        if not db.scalar(text("SELECT id FROM sites WHERE name = :n").bindparams(n=site)):
-            fleet.add_site(db, policies, site, "park", policy, planned_gb_month=100)
-        nas, _ = fleet.add_nas(db, fleet.NasSpec(f"ap-{vendor}-{ip}", site, ip, SECRET, vendor,
-                                                 coa_port=coa_port, require_message_authenticator=require_ma),
-                               production=False)
-        db.commit()
-        return nas.id
-
-
-def add_user(db_factory, policies, username: str, password: str, policy: str | None = None, **extra) -> int:
-    with db_factory() as db:
-        user = fleet.add_user(db, policies, {"username": username, "password": password, "policy": policy, **extra})
-        db.commit()
-        return user.id
-
-
-class Clock:
-    """A settable UTC clock for the server (opening hours, midnight resets)."""
-
-    def __init__(self, when: datetime | None = None) -> None:
-        # 18:00 in Mexico City: inside every shipped policy's opening hours.
-        self.now = when or datetime(2026, 11, 26, 0, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture()
 def clock() -> Clock:
     return Clock()
@@ -186,10 +152,3 @@ def radius_server(settings, policies, db_factory, redis_client, nas_id, clock):
     server.shutdown()
 
 
-def settle(server, timeout: float = 10.0) -> None:
-    """Wait until every accounting record the server acknowledged is in SQL and in Redis."""
-    import time
-    deadline = time.monotonic() + timeout
-    while not server.writer.idle():
-        assert time.monotonic() < deadline, "accounting did not settle"
-        time.sleep(0.01)

@@ -7,10 +7,10 @@ from datetime import datetime
 from pyrad import packet
 from sqlalchemy import func, select
 
-from portal import counters, credentials
-from portal.model import AcctRecord, Session, UsageDaily
-from tests.conftest import add_user, settle
-from tests.radiusclient import Nas
+from portal.core import counters, credentials
+from portal.core.model import AcctRecord, Session, UsageDaily
+from tests.support.builders import add_user, settle
+from tests.support.radiusclient import Nas
 
 
 def _usage(db_factory, uid: int) -> tuple[int, int, int, int]:

@@ -7,10 +7,10 @@ import os
 
 from pyrad import packet
 
-from portal import credentials
-from portal.model import Device
-from tests.conftest import add_user
-from tests.radiusclient import Nas
+from portal.core import credentials
+from portal.core.model import Device
+from tests.support.builders import add_user
+from tests.support.radiusclient import Nas
 
 
 def test_pap_accept_carries_the_policy(radius_server, dictionary, db_factory, policies):
@@ -50,7 +50,7 @@ def test_chap_with_challenge_attribute_and_authenticator_form(radius_server, dic
 
 
 def test_disabled_account_is_rejected(radius_server, dictionary, db_factory, policies):
-    from portal.model import User
+    from portal.core.model import User
     uid = add_user(db_factory, policies, "carla", "carlapass1")
     with db_factory.begin() as db:
         db.get(User, uid).disabled = True

@@ -11,8 +11,8 @@ import logging
 import pytest
 from pyrad import packet
 
-from tests.conftest import SECRET, add_site_and_nas, add_user
-from tests.radiusclient import Nas
+from tests.support.builders import SECRET, add_site_and_nas, add_user
+from tests.support.radiusclient import Nas
 from tests.test_malformed import (
     KEY,
     MA,

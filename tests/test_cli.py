@@ -20,7 +20,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import text
 
-from portal import fleet
+from portal.core import accounts, sites, staffauth
 
 CONECTA = Path(sys.executable).with_name("conecta")
 if not CONECTA.exists():  # pragma: no cover - a venv without the console script
@@ -128,7 +128,7 @@ def count(db_factory, table: str) -> int:
 
 def add_site(db_factory, policies, name: str = "Parque Hidalgo", policy: str = "parque") -> None:
     with db_factory() as db:
-        fleet.add_site(db, policies, name, "park", policy)
+        sites.add_site(db, policies, name, "park", policy)
         db.commit()
 
 
@@ -384,7 +384,7 @@ def test_user_import_names_the_right_line_after_a_blank_line(cli, db_factory, tm
     csv = tmp_path / "blank.csv"
     csv.write_text("username,password\nana,clave-123\n\nbea,clave-456\n", encoding="utf-8")  # bea: line 4
     with db_factory() as db:
-        fleet.add_user(db, {}, {"username": "bea", "password": "clave-000"})
+        accounts.add_user(db, {}, {"username": "bea", "password": "clave-000"})
         db.commit()
     result = cli("user", "import", str(csv))
     assert_error(result, "line 4", "bea", after_progress=True)
@@ -445,7 +445,7 @@ def test_staff_add_hashes_with_argon2_and_generates_a_password_without_a_tty(cli
 
 def test_staff_remove_accepts_the_email_as_it_was_added(cli, db_factory):
     with db_factory() as db:
-        fleet.add_staff(db, "Directora@Municipio.gob.mx", "admin", "larga-y-secreta-1")
+        staffauth.add_staff(db, "Directora@Municipio.gob.mx", "admin", "larga-y-secreta-1")
         db.commit()
     removed = cli("staff", "remove", "Directora@Municipio.gob.mx")
     assert removed.code == 0, removed

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from portal import counters
-from portal.model import Site, UsageDaily
-from tests.conftest import add_user
+from portal.core import counters
+from portal.core.model import Site, UsageDaily
+from tests.support.builders import add_user
 
 TZ = ZoneInfo("America/Mexico_City")
 

@@ -17,13 +17,13 @@ from pyrad import packet
 from pyrad.client import Timeout
 from sqlalchemy import select, update
 
-from portal import fleet
-from portal.model import AcctRecord, Disconnect
-from portal.model import Nas as NasRow
-from portal.redisconn import connect
+from portal.core import accounts
+from portal.core.model import AcctRecord, Disconnect
+from portal.core.model import Nas as NasRow
+from portal.core.redisconn import connect
 from radius.server import RadiusServer
-from tests.conftest import SECRET, add_user, settle
-from tests.radiusclient import Nas
+from tests.support.builders import SECRET, add_user, settle
+from tests.support.radiusclient import Nas
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -297,7 +297,7 @@ def test_redis_going_away_and_coming_back(settings, policies, db_factory, nas_id
 def test_burst_of_1000_requests_in_flight_loses_none(radius_server, dictionary, db_factory, policies):
     rows = [{"username": f"vecino{i:04d}", "password": f"clave{i:04d}", "policy": "personal"} for i in range(1000)]
     with db_factory() as db:
-        fleet.import_users(db, [fleet.validate_user(r, policies) for r in rows])
+        accounts.import_users(db, [accounts.validate_user(r, policies) for r in rows])
         db.commit()
     nas = Nas(radius_server, dictionary)
     socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(4)]
@@ -346,8 +346,8 @@ def test_database_going_away_and_coming_back(settings, policies, db_factory, nas
     write-ahead log) and reaches SQL once the database is back; authentication recovers by itself."""
     from sqlalchemy.engine import make_url
 
-    from portal.db import make_engine, session_factory
-    from tests.tcpproxy import TcpProxy
+    from portal.core.db import make_engine, session_factory
+    from tests.support.tcpproxy import TcpProxy
     url = make_url(settings.database_url)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     engine = make_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))

@@ -24,8 +24,8 @@ from pyrad import packet
 from scapy.layers.radius import Radius, RadiusAttribute
 
 from radius.packets import ACCT_CODES, AUTH_CODES, check_structure
-from tests.conftest import SECRET, add_user
-from tests.radiusclient import Nas
+from tests.support.builders import SECRET, add_user
+from tests.support.radiusclient import Nas
 
 KEY = SECRET.encode()
 ACCESS_REQUEST, ACCESS_ACCEPT, ACCOUNTING_REQUEST, ACCOUNTING_RESPONSE, STATUS_SERVER = 1, 2, 4, 5, 12

@@ -17,12 +17,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from portal import fleet
-from portal.model import Device, FaultReport, Session, User
-from portal.people import PRIVACY_NOTICE_VERSION
+from portal.core import sites
+from portal.core.model import Device, FaultReport, Session, User
+from portal.core.people import PRIVACY_NOTICE_VERSION
 from portal.web import create_app
-from tests.conftest import SECRET, settle
-from tests.nassim import (
+from tests.support.builders import SECRET, settle
+from tests.support.nassim import (
     COOVA_NAS,
     COOVA_UAM_SECRET,
     CoovaSim,
@@ -46,7 +46,7 @@ def fleet_ids(db_factory, policies) -> dict[str, int]:
     with db_factory() as db:
         for name, ip, vendor in (("ap-opennds", "10.9.0.3", "opennds"), ("ap-pfsense", "10.9.0.4", "pfsense"),
                                  ("ap-generic", "10.9.0.5", "generic")):
-            nas, _ = fleet.add_nas(db, fleet.NasSpec(name, "Parque Central", ip, SECRET, vendor), production=False)
+            nas, _ = sites.add_nas(db, sites.NasSpec(name, "Parque Central", ip, SECRET, vendor), production=False)
             ids[vendor] = nas.id
         db.commit()
     return ids
@@ -63,7 +63,7 @@ def app(settings, clock, fleet_ids, redis_client):
     app = create_app(settings, clock=clock)
     yield app
     with app.app_context():
-        from portal.web import db
+        from portal.web.extensions import db
         db.engine.dispose()
 
 

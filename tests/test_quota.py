@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -11,10 +10,11 @@ import pytest
 from pyrad import packet
 from sqlalchemy import select, update
 
-from portal.model import Disconnect
-from portal.model import Nas as NasRow
-from tests.conftest import SECRET, add_site_and_nas, add_user, settle
-from tests.radiusclient import Nas
+from portal.core.model import Disconnect
+from portal.core.model import Nas as NasRow
+from tests.support.builders import add_site_and_nas, add_user, settle
+from tests.support.coanas import FakeCoaNas
+from tests.support.radiusclient import Nas
 
 MEX = timedelta(hours=6)  # America/Mexico_City is UTC-6 in November
 
@@ -111,7 +111,7 @@ def test_monthly_pool_with_gigawords(radius_server, dictionary, db_factory, poli
     ("generic", {"WISPr-Bandwidth-Max-Up": [10**6], "WISPr-Bandwidth-Max-Down": [5 * 10**6]}),
 ])
 def test_vendor_reply_attributes(vendor, expected, settings, policies, db_factory, redis_client, dictionary, clock):
-    from tests.conftest import RadiusServer
+    from radius.server import RadiusServer
     add_site_and_nas(db_factory, policies, vendor=vendor, ip="127.0.0.1", site="Plaza")
     add_user(db_factory, policies, "ana", "anapass123")
     server = RadiusServer(settings, policies, db_factory, redis_client, clock=clock)
@@ -126,41 +126,6 @@ def test_vendor_reply_attributes(vendor, expected, settings, policies, db_factor
     for name, value in expected.items():
         assert reply[name] == value
     assert "ChilliSpot-Max-Total-Octets" not in reply
-
-
-class FakeCoaNas:
-    """The NAS side of RFC 5176: verifies Disconnect-Requests and answers ACK."""
-
-    def __init__(self, dictionary, answer: bool = True) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.dictionary = dictionary
-        self.answer = answer
-        self.received: list[packet.Packet] = []
-        self.running = True
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while self.running:
-            try:
-                data, addr = self.sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            req = packet.CoAPacket(packet=data, secret=SECRET.encode(), dict=self.dictionary)
-            assert req.VerifyCoARequest() and req.verify_message_authenticator()
-            self.received.append(req)
-            if self.answer:
-                reply = req.CreateReply()
-                reply.code = packet.DisconnectACK
-                self.sock.sendto(reply.ReplyPacket(), addr)
-
-    def close(self) -> None:
-        self.running = False
-        self.thread.join(2)
-        self.sock.close()
 
 
 @pytest.mark.parametrize("answer", [True, False])

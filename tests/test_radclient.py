@@ -8,8 +8,8 @@ import subprocess
 import pytest
 from sqlalchemy import select
 
-from portal.model import UsageDaily
-from tests.conftest import SECRET, add_user, settle
+from portal.core.model import UsageDaily
+from tests.support.builders import SECRET, add_user, settle
 
 pytestmark = pytest.mark.skipif(shutil.which("radclient") is None,
                                 reason="radclient not installed (apt-get install freeradius-utils)")

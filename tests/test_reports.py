@@ -13,9 +13,9 @@ from datetime import date
 
 import pytest
 
-from portal import reports
-from tests.conftest import add_user, settle
-from tests.radiusclient import Nas
+from portal.core import exports, reports
+from tests.support.builders import add_user, settle
+from tests.support.radiusclient import Nas
 
 GENDERS = ["female", "male", "female", "nonbinary", "female", "male", "undisclosed"]
 
@@ -115,7 +115,7 @@ def test_cli_formats_and_bad_input(radius_server, dictionary, db_factory, polici
 def test_spreadsheet_formulas_are_neutralised():
     rows = [reports.suppress({"site": "=HYPERLINK(\"http://x\")", "users": 9, "sessions": 1, "seconds": 1,
                               "bytes_down": 1, "bytes_up": 1, "row": "cell"}, 5)]
-    text = reports.to_csv(rows, ["site"])
+    text = exports.to_csv(rows, ["site"])
     assert "'=HYPERLINK" in text
     assert reports.month_bounds("2026-02") == (date(2026, 2, 1), date(2026, 2, 28))
 

@@ -9,9 +9,10 @@ from datetime import date, datetime
 
 from sqlalchemy import func, select
 
-from portal import reports
-from portal.model import AcctRecord, Device, Session, UsageDaily, UsageMonthly, User
-from portal.retention import pseudonym, purge
+from portal.core import reports
+from portal.core.macs import pseudonym
+from portal.core.model import AcctRecord, Device, Session, UsageDaily, UsageMonthly, User
+from portal.core.retention import purge
 
 
 def test_purge_keeps_aggregates(db_factory, settings):

@@ -3,8 +3,8 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from portal.model import Base
-from portal.schema import upgrade
+from portal.core.model import Base
+from portal.core.schema import upgrade
 
 
 def test_migrations_match_models_and_are_idempotent(engine):

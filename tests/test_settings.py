@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from policies import POLICY_DIR
-from portal.settings import SettingsError, load_settings, settings_env
+from portal.core.settings import SettingsError, load_settings, settings_env
 
 GOOD_KEY = "x" * 32
 

@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from portal import reports, simulate
-from portal.model import AcctRecord, Nas
+from portal.core import reports
+from portal.core.model import AcctRecord, Nas
+from radius import simulate
 
 
 def test_simulation_lands_in_reports(settings, policies, db_factory, redis_client):

@@ -1,7 +1,7 @@
 from pyrad import packet
 
-from tests.conftest import add_user
-from tests.radiusclient import Nas
+from tests.support.builders import add_user
+from tests.support.radiusclient import Nas
 
 
 def test_pap_accept_then_accounting(radius_server, dictionary, db_factory, policies):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pytest
 from sqlalchemy import select, update
 
-from portal import fleet
-from portal.model import AuditEntry, FaultReport, Site, Staff
+from portal.core import sites, staffauth
+from portal.core.model import AuditEntry, FaultReport, Site, Staff
 from portal.web import create_app
 
 PASSWORD = "correct horse battery staple"
@@ -21,9 +23,9 @@ ANY_STAFF = ["/staff/", "/staff/policies", "/staff/faults", "/staff/reports", "/
 @pytest.fixture()
 def app(settings, db_factory, policies, redis_client):
     with db_factory() as db:
-        fleet.add_site(db, policies, "Parque Central", "park", "parque", planned_gb_month=10)
-        fleet.add_staff(db, "admin@city.mx", "admin", PASSWORD)
-        fleet.add_staff(db, "analista@city.mx", "analyst", PASSWORD)
+        sites.add_site(db, policies, "Parque Central", "park", "parque", planned_gb_month=10)
+        staffauth.add_staff(db, "admin@city.mx", "admin", PASSWORD)
+        staffauth.add_staff(db, "analista@city.mx", "analyst", PASSWORD)
         db.commit()
     app = create_app(settings)
     app.config["TESTING"] = True
@@ -58,7 +60,7 @@ def test_roles_on_every_route(app, db_factory):
     for path in ADMIN_ONLY + ANY_STAFF:
         assert admin.get(path).status_code == 200, path
     # Every GET page of the console is in one of the lists above; every POST refuses an analyst.
-    rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/staff/") and r.endpoint != "staff.login"]
+    rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/staff/") and r.endpoint != "staff.access.login"]
     pages = {re.sub(r"<[^>]+>", "1", r.rule) for r in rules if "GET" in r.methods}
     assert pages <= set(ADMIN_ONLY + ANY_STAFF) | {"/staff/logout", "/staff/reports/export.1"}   # export.csv…
     html = analyst.get("/staff/faults").get_data(as_text=True)
@@ -139,15 +141,16 @@ def test_node_board_and_staff_disconnect(app, db_factory, policies, dictionary, 
     """A live NAS shows up; a silent one is down; staff cut a live session with RFC 5176."""
     from sqlalchemy import update as sql_update
 
-    from portal.model import Disconnect
-    from portal.model import Nas as NasRow
-    from tests.conftest import add_user, settle
-    from tests.radiusclient import Nas
-    from tests.test_quota import FakeCoaNas
-    coa = FakeCoaNas(dictionary)
+    from portal.core.model import Disconnect
+    from portal.core.model import Nas as NasRow
+    from tests.support.builders import add_user, settle
+    from tests.support.coanas import FakeCoaNas
+    from tests.support.radiusclient import Nas
+    answer = threading.Event()
+    coa = FakeCoaNas(dictionary, hold=answer)
     with db_factory.begin() as db:
         db.execute(sql_update(NasRow).where(NasRow.id == nas_id).values(coa_port=coa.port))
-        fleet.add_nas(db, fleet.NasSpec("ap-silent", "Parque Central", "10.0.0.99", "s" * 20, "generic"), False)
+        sites.add_nas(db, sites.NasSpec("ap-silent", "Parque Central", "10.0.0.99", "s" * 20, "generic"), False)
     radius_server.registry.load()
     try:
         add_user(db_factory, policies, "ana", "anapass123")
@@ -162,10 +165,24 @@ def test_node_board_and_staff_disconnect(app, db_factory, policies, dictionary, 
         assert re.search(r"ap-silent</td><td class=\"down\">", board)
         page = client.get("/staff/sessions").get_data(as_text=True)
         action = re.search(r'action="(/staff/sessions/\d+/disconnect)"', page).group(1)
+        # The NAS has not answered yet, and the console does not wait for it.
         assert client.post(action, data={"csrf_token": token(page)}).status_code == 302
-        with db_factory() as db:
-            assert db.scalar(select(Disconnect.result).where(Disconnect.reason == "staff")) == "ack"
+        waiting = client.get("/staff/sessions?sent=1").get_data(as_text=True)
+        assert "Enviada; esperando respuesta" in waiting and "Se pidió la desconexión" in waiting
+        answer.set()
+        deadline = time.monotonic() + 10
+        while True:
+            with db_factory() as db:
+                result = db.scalar(select(Disconnect.result).where(Disconnect.reason == "staff"))
+            if result != "pending" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert result == "ack"
+        assert "Confirmada por el punto de acceso" in client.get("/staff/sessions").get_data(as_text=True)
         assert coa.received[0]["Acct-Session-Id"] == ["live-1"]
+        with db_factory() as db:
+            audit = db.scalar(select(AuditEntry).where(AuditEntry.action == "disconnect"))
+        assert audit.outcome == "sent" and "ap-coova-127.0.0.1" in audit.target
     finally:
         coa.close()
 
@@ -174,8 +191,8 @@ def test_sites_are_edited_and_removed_only_when_nothing_needs_them(app, db_facto
     client = app.test_client()
     sign_in(client, "admin@city.mx")
     with db_factory.begin() as db:
-        fleet.add_site(db, policies, "Ejido Vacío", "ejido", "ejido")
-        busy = fleet.add_site(db, policies, "Plaza Con Fallas", "plaza", "parque").id
+        sites.add_site(db, policies, "Ejido Vacío", "ejido", "ejido")
+        busy = sites.add_site(db, policies, "Plaza Con Fallas", "plaza", "parque").id
         db.add(FaultReport(site_id=busy, category="no-signal", text="sin señal"))
     site_id = 1
     page = client.get(f"/staff/sites/{site_id}").get_data(as_text=True)
@@ -206,7 +223,7 @@ def test_sites_are_edited_and_removed_only_when_nothing_needs_them(app, db_facto
 
 def test_fault_reports_by_site_and_status(app, db_factory, policies):
     with db_factory.begin() as db:
-        other = fleet.add_site(db, policies, "Ejido Norte", "ejido", "ejido").id
+        other = sites.add_site(db, policies, "Ejido Norte", "ejido", "ejido").id
         db.add_all([FaultReport(site_id=1, category="slow", text="lento en el parque"),
                     FaultReport(site_id=other, category="no-signal", text="sin señal en el ejido"),
                     FaultReport(site_id=other, category="other", text="ya quedó", status="resolved")])

@@ -8,7 +8,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from portal import fleet
+from portal.core import sites, staffauth
 from portal.web import create_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -20,8 +20,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 @pytest.fixture()
 def console_url(settings, db_factory, policies, redis_client):
     with db_factory() as db:
-        fleet.add_site(db, policies, "Parque Central", "park", "parque", planned_gb_month=10)
-        fleet.add_staff(db, "analista@city.mx", "analyst", "correct horse battery staple")
+        sites.add_site(db, policies, "Parque Central", "park", "parque", planned_gb_month=10)
+        staffauth.add_staff(db, "analista@city.mx", "analyst", "correct horse battery staple")
         db.commit()
     server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

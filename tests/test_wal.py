@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
-from portal.accounting import AcctEvent
+from portal.core.accounting import AcctEvent
 from radius import wal
 from radius.wal import WalReader, WriteAheadLog
 

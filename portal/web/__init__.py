@@ -1,24 +1,25 @@
-"""The web portal: create_app(settings) with one blueprint per page group."""
+"""The web portal: create_app(settings, clock) with one blueprint per module (staff/ is a package)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, render_template, request
-from flask_babel import Babel
-from flask_sqlalchemy import SQLAlchemy
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask import Flask, render_template, request
+from flask_babel import Babel, get_locale
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
 
 from policies.messages import N_
-from portal.model import Base
-from portal.settings import Settings, load_settings
+from portal.core.settings import Settings, load_settings
+from portal.web import api, capport, extensions, health, security, splash, staff, status
 
+# The top-level templates/ sits beside portal/ in a checkout and in site-packages alike (the wheel
+# installs it there), so one path serves both.
 ROOT = Path(__file__).resolve().parent.parent.parent
 LANGUAGES = ("es", "en")
-db = SQLAlchemy(model_class=Base)
-csrf = CSRFProtect()
 
 
 def select_locale() -> str:
@@ -29,13 +30,11 @@ def select_locale() -> str:
     return request.accept_languages.best_match(LANGUAGES, default="es") or "es"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def now() -> datetime:
-    """The app's clock: aware UTC (tests move it together with the RADIUS server's)."""
-    return current_app.extensions["conecta_clock"]()
+def local_time(when: datetime | None, tz: ZoneInfo) -> str:
+    """A stored (naive UTC) time as the city's clock shows it: '2026-11-26 18:05'."""
+    if when is None:
+        return "—"
+    return when.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
 def create_app(settings: Settings | None = None, clock: Callable[[], datetime] | None = None) -> Flask:
@@ -65,26 +64,18 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
         BABEL_DEFAULT_LOCALE="es",
         CONECTA=settings,
     )
-    app.extensions["conecta_clock"] = clock or _utc_now
-    db.init_app(app)
-    csrf.init_app(app)
+    extensions.init_app(app, settings, clock)
     Babel(app, locale_selector=select_locale)
-    from flask_babel import get_locale
-    app.jinja_env.globals["get_locale"] = get_locale
-    from portal.web import capport, health, security, splash, status
+    app.jinja_env.globals.update(get_locale=get_locale, tz_name=settings.timezone)
+    app.jinja_env.filters["local"] = lambda when: local_time(when, settings.tz)
     security.init_app(app, settings)
-    for module in (health, splash, status, capport):
+    for module in (health, splash, status, capport, staff, api):
         app.register_blueprint(module.bp)
-    from portal.web import api, staff, staff_manage, staff_reports  # noqa: F401 - routes join staff.bp
-    app.register_blueprint(staff.bp)
-    app.register_blueprint(api.bp)
     _error_pages(app)
     return app
 
 
 def _error_pages(app: Flask) -> None:
-    from flask_babel import gettext as _
-
     @app.errorhandler(CSRFError)
     def csrf_error(_exc: CSRFError):  # noqa: ANN202
         return render_template("error.html", message=_("La página caducó. Vuelve a intentarlo.")), 400
@@ -100,6 +91,5 @@ def _error_pages(app: Flask) -> None:
 
 def _handler(code: int, text: str):  # noqa: ANN202
     def handle(_exc: Exception):  # noqa: ANN202
-        from flask_babel import gettext as _
         return render_template("error.html", message=_(text)), code
     return handle

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, render_template, request
 
-from portal import reports, staffauth
-from portal.web import csrf, db
-from portal.web.staff import COOKIE
-from portal.web.staff_reports import local_today, report_args
+from portal.core import reports
+from portal.web.extensions import csrf, db
+from portal.web.filters import local_today, report_args
+from portal.web.staff.access import signed_in
 
 bp = Blueprint("api", __name__)
 OPEN_DATA_K = 5
@@ -23,8 +23,7 @@ def bad_request(exc: reports.ReportError) -> tuple[Response, int]:
 @csrf.exempt
 def api_reports() -> tuple[Response, int] | Response:
     """Usage rows as JSON for a signed-in admin or analyst."""
-    g.staff = staffauth.current(db.session, request.cookies.get(COOKIE))
-    db.session.commit()
+    g.staff = signed_in()
     if g.staff is None:
         return jsonify(error="sign in first"), 401
     start, end, by, k = report_args()

@@ -7,8 +7,8 @@ import json
 from flask import Blueprint, Response, request, url_for
 from sqlalchemy import select
 
-from portal.model import Session, User
-from portal.web import db
+from portal.core.model import Session, User
+from portal.web.extensions import db
 from portal.web.status import standing_of
 
 bp = Blueprint("capport", __name__)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+import redis
+from flask import Blueprint, Response, jsonify
 from sqlalchemy import func, select, text
 
-from portal.model import Nas, Session
+from portal.core.model import Nas, Session
+from portal.web.extensions import db, redis_url, settings
 
 bp = Blueprint("health", __name__)
 
 
 def _redis_ok() -> bool:
-    import redis
-
-    from portal.redisconn import running_embedded_url
-    settings = current_app.config["CONECTA"]
-    url = settings.redis_url or running_embedded_url(settings.data_dir)
-    if not url:
+    url = redis_url(settings())
+    if url == "memory://":
         return False
     try:
         return bool(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping())
@@ -27,7 +25,6 @@ def _redis_ok() -> bool:
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """200 when the database and Redis answer, 503 otherwise."""
-    from portal.web import db
     checks = {"database": True, "redis": _redis_ok()}
     try:
         db.session.execute(text("SELECT 1"))
@@ -40,7 +37,6 @@ def healthz() -> tuple[Response, int]:
 @bp.get("/metrics")
 def metrics() -> Response:
     """Sessions open and NAS known, for Prometheus."""
-    from portal.web import db
     open_sessions = db.session.scalar(select(func.count()).select_from(Session).where(Session.is_open.is_(True)))
     nas = db.session.scalar(select(func.count()).select_from(Nas))
     body = (f"# TYPE conecta_sessions_open gauge\nconecta_sessions_open {open_sessions}\n"

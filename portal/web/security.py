@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, current_app, request
-from flask_limiter import Limiter
+from flask import Flask, Response, abort, current_app, request, session
 from flask_limiter.util import get_remote_address
 
-from portal.settings import Settings
+from portal.core.settings import Settings
+from portal.web.extensions import limiter, redis_url
 
 MAX_QUERY = 4096
 CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
        "form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'")
-
-limiter = Limiter(key_func=get_remote_address, strategy="fixed-window")
-
 
 def ip_limit() -> str:
     """The per-address limit from settings (generous: a NAS may NAT a whole park)."""
@@ -24,7 +21,6 @@ def ip_limit() -> str:
 
 def mac_key() -> str:
     """Rate-limit key: the client MAC the access point reported (else the address)."""
-    from flask import session
     arrival = session.get("arrival") or {}
     return f"mac:{arrival.get('mac') or get_remote_address()}"
 
@@ -39,14 +35,9 @@ def failed(response: Response) -> bool:
     return response.status_code == 400
 
 
-def _redis_url(settings: Settings) -> str:
-    from portal.redisconn import running_embedded_url
-    return settings.redis_url or running_embedded_url(settings.data_dir) or "memory://"
-
-
 def init_app(app: Flask, settings: Settings) -> None:
     """Attach the limiter (on Redis) and the request/response checks."""
-    app.config["RATELIMIT_STORAGE_URI"] = _redis_url(settings)
+    app.config["RATELIMIT_STORAGE_URI"] = redis_url(settings)
     app.config["RATELIMIT_HEADERS_ENABLED"] = False   # they cost two Redis commands per request
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1}
     app.config["RATELIMIT_SWALLOW_ERRORS"] = True   # Redis down: serve citizens, don't 500

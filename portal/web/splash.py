@@ -4,30 +4,20 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from portal import credentials, people
-from portal.arrival import Arrival, ArrivalError, NasView, handoff, parse_arrival
-from portal.model import AGE_BANDS, GENDERS, Nas, Site, User
-from portal.web import db, now
+from portal.core import credentials, people
+from portal.core.arrival import Arrival, ArrivalError, NasView, handoff, parse_arrival
+from portal.core.model import AGE_BANDS, GENDERS, Nas, Site, User
 from portal.web.cache import expiring
-from portal.web.security import account_key, failed, ip_limit, limiter, mac_key
+from portal.web.extensions import db, limiter, now, redis_client
+from portal.web.security import account_key, failed, ip_limit, mac_key
 
 bp = Blueprint("splash", __name__)
 log = logging.getLogger("conecta.portal")
 NAS_PARAMS = {"uamip", "challenge", "link-login-only", "tok", "nasid", "nas", "zone", "login_url", "res"}
-
-
-def redis_client():  # noqa: ANN201
-    """The app's Redis client, created once per process."""
-    client = current_app.extensions.get("conecta_redis")
-    if client is None:
-        from portal.redisconn import connect
-        from portal.web.security import _redis_url
-        client = current_app.extensions["conecta_redis"] = connect(_redis_url(current_app.config["CONECTA"]))
-    return client
 
 
 @expiring(10.0)   # every splash page asks; a NAS added or changed shows within 10 s

@@ -4,32 +4,23 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from policies import load_policies
-from portal import people, quota
-from portal.fleet import FleetError
-from portal.model import FAULT_CATEGORIES, FaultReport, Session, Site
-from portal.web import db, now
-from portal.web.security import ip_limit, limiter, mac_key
-from portal.web.splash import current_arrival, current_person, redis_client
+from policies import Policy
+from portal.core import people, quota
+from portal.core.model import FAULT_CATEGORIES, FaultReport, Session, Site, User
+from portal.web.extensions import db, limiter, now, policies, redis_client, settings
+from portal.web.security import ip_limit, mac_key
+from portal.web.splash import current_arrival, current_person
 
 bp = Blueprint("status", __name__)
 
 
-def policies() -> dict:
-    """Policies, loaded once per process."""
-    loaded = current_app.extensions.get("conecta_policies")
-    if loaded is None:
-        loaded = current_app.extensions["conecta_policies"] = load_policies(current_app.config["CONECTA"].policy_dir)
-    return loaded
-
-
-def policy_for(user, site_id: int | None):  # noqa: ANN001, ANN201
+def policy_for(user: User, site_id: int | None) -> Policy | None:
     """The person's own policy, else the site's (where they are, or where they last were)."""
     if user.policy and user.policy in policies():
         return policies()[user.policy]
@@ -40,12 +31,12 @@ def policy_for(user, site_id: int | None):  # noqa: ANN001, ANN201
     return policies().get(site.policy) if site else None
 
 
-def standing_of(user, site_id: int | None):  # noqa: ANN001, ANN201
+def standing_of(user: User, site_id: int | None) -> quota.Standing | None:
     """The person's Standing now, or None when no policy applies."""
     policy = policy_for(user, site_id)
     if policy is None:
         return None
-    local = now().astimezone(current_app.config["CONECTA"].tz)
+    local = now().astimezone(settings().tz)
     lang = str(get_locale() or "es")
     return quota.standing(redis_client(), sessionmaker(db.engine), user.id, policy, local, lang)
 
@@ -103,7 +94,7 @@ def account() -> Response | tuple[str, int]:
         return redirect(url_for("status.index"))
     try:
         people.set_account(db.session, user, request.form.get("username", "").strip(), request.form.get("pin", ""))
-    except FleetError as exc:
+    except people.AccountError as exc:
         db.session.rollback()
         message = {"username": _("El usuario debe tener de 1 a 64 letras o números."),
                    "pin": _("El PIN debe tener al menos 4 caracteres."),

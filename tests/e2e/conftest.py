@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from tests.conftest import settle
-from tests.nassim import COOVA_NAS, CoovaSim, MikrotikSim, register_sim_nas
+from tests.support.builders import settle
+from tests.support.nassim import COOVA_NAS, CoovaSim, MikrotikSim, register_sim_nas
 
 CHROMIUM = os.environ.get("CONECTA_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -41,7 +41,7 @@ class LivePortal:
         self.server.shutdown()
         self.server.server_close()
         with self.app.app_context():
-            from portal.web import db
+            from portal.web.extensions import db
             db.engine.dispose()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.citizen import register_in
+from tests.support.citizen import register_in
 
 # target-size (WCAG 2.2 AA, 2.5.8) is off by default in axe 4: switched on.
 AXE_RUN = """async () => {

@@ -8,8 +8,8 @@ import re
 
 from sqlalchemy import func, select
 
-from portal.model import User
-from tests.e2e.citizen import meters, register_in
+from portal.core.model import User
+from tests.support.citizen import meters, register_in
 
 
 def capport(page, portal) -> dict:

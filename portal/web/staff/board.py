@@ -1,0 +1,94 @@
+"""The network now: dashboard and node board, live sessions with disconnect, fault reports, audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from portal.core import board
+from portal.core.model import FAULT_STATUSES, AuditEntry, Disconnect, FaultReport, Nas, Session, Site, utcnow
+from portal.web.extensions import db, disconnector, policies, redis_client, settings
+from portal.web.staff.access import record, role
+
+bp = Blueprint("board", __name__)
+
+
+def _nodes() -> list[board.Node]:
+    interim_of = {name: p.interim_interval for name, p in policies().items()}
+    return board.node_board(db.session, redis_client(), interim_of, settings().node_down_after, utcnow())
+
+
+@bp.get("/")
+@role("admin", "analyst")
+def dashboard() -> str:
+    """People online now, today's sessions and data, and the node board."""
+    today = datetime.now(settings().tz).date()
+    nodes = _nodes()
+    return render_template("staff/dashboard.html", stats=board.overview(db.session, today), nodes=nodes,
+                           down=sum(not n.up for n in nodes))
+
+
+@bp.get("/sessions")
+@role("admin")
+def sessions() -> str:
+    """Live sessions, newest first, with a disconnect button; below, the latest Disconnect-Requests."""
+    rows = db.session.execute(select(Session, Nas.name).join(Nas, Nas.id == Session.nas_id)
+                              .where(Session.is_open.is_(True)).order_by(Session.updated_at.desc()).limit(500)).all()
+    recent = db.session.execute(select(Disconnect, Nas.name).outerjoin(Nas, Nas.id == Disconnect.nas_id)
+                                .order_by(Disconnect.id.desc()).limit(20)).all()
+    return render_template("staff/sessions.html", rows=rows, recent=recent, sent=request.args.get("sent"))
+
+
+@bp.post("/sessions/<int:session_id>/disconnect")
+@role("admin")
+def disconnect(session_id: int) -> Response:
+    """Ask the session's NAS to disconnect it (RFC 5176); the answer is recorded when it arrives, so the
+    page returns at once and the sessions page shows the outcome."""
+    target = db.session.get(Session, session_id) or abort(404)
+    nas = db.session.get(Nas, target.nas_id) or abort(404)
+    record_id = disconnector().disconnect_session(session_id, "staff")
+    record("disconnect", f"session {session_id} on {nas.name}: request {record_id}", "sent")
+    db.session.commit()
+    return redirect(url_for("staff.board.sessions", sent=record_id))
+
+
+@bp.get("/faults")
+@role("admin", "analyst")
+def faults() -> str:
+    """Fault reports, filtered by site and status, newest first."""
+    status = request.args.get("status", "")
+    site = request.args.get("site", "")
+    query = select(FaultReport, Site.name).join(Site, Site.id == FaultReport.site_id)
+    if status in FAULT_STATUSES:
+        query = query.where(FaultReport.status == status)
+    if site.isdigit():
+        query = query.where(FaultReport.site_id == int(site))
+    rows = db.session.execute(query.order_by(FaultReport.created_at.desc()).limit(500)).all()
+    sites = db.session.execute(select(Site.id, Site.name).order_by(Site.name)).all()
+    return render_template("staff/faults.html", rows=rows, statuses=FAULT_STATUSES, status=status, sites=sites,
+                           site=int(site) if site.isdigit() else None)
+
+
+@bp.post("/faults/<int:fault_id>")
+@role("admin")
+def update_fault(fault_id: int) -> Response:
+    """Change a report's status and notes."""
+    fault = db.session.get(FaultReport, fault_id) or abort(404)
+    status = request.form.get("status", "")
+    notes = request.form.get("notes", "")
+    if status not in FAULT_STATUSES or len(notes) > 2000:
+        abort(400)
+    fault.status, fault.notes, fault.updated_at = status, notes, utcnow()
+    record("fault", f"{fault_id} -> {status}")
+    db.session.commit()
+    return redirect(url_for("staff.board.faults"))
+
+
+@bp.get("/audit")
+@role("admin")
+def audit() -> str:
+    """The audit log, newest first."""
+    rows = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(500)).all()
+    return render_template("staff/audit.html", rows=rows)

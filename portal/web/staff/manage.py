@@ -1,0 +1,168 @@
+"""Staff console, admin pages: sites, NAS (secrets shown once), people and the policies in force."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import func, or_, select
+
+from portal.core import sites
+from portal.core.db import commit_or_explain
+from portal.core.errors import InputError
+from portal.core.macs import normalize_mac, pseudonym
+from portal.core.model import SITE_KINDS, VENDORS, Device, Nas, Site, UsageDaily, User
+from portal.web.extensions import db, policies, settings
+from portal.web.staff.access import record, role
+
+bp = Blueprint("manage", __name__)
+
+
+def _form_float(name: str) -> float | None:
+    value = request.form.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(_("%(field)s no es un número", field=name)) from None
+
+
+def _site_form() -> sites.SiteSpec:
+    communities = tuple(c.strip() for c in request.form.get("communities", "").splitlines() if c.strip())
+    return sites.SiteSpec(request.form.get("name", "").strip(), request.form.get("kind", ""),
+                          request.form.get("policy", ""), _form_float("planned_gb_month"), _form_float("lat"),
+                          _form_float("lon"), communities)
+
+
+@bp.route("/sites", methods=["GET", "POST"])
+@role("admin")
+def site_list() -> tuple[str, int] | str:
+    """List sites; add one."""
+    error = None
+    if request.method == "POST":
+        try:
+            spec = _site_form()
+            site = sites.add_site(db.session, policies(), spec.name, spec.kind, spec.policy, spec.planned_gb_month,
+                                  spec.lat, spec.lon, spec.communities)
+            record("site-add", site.name)
+            commit_or_explain(db.session)
+        except InputError as exc:
+            db.session.rollback()
+            error = str(exc)
+    rows = db.session.execute(select(Site, func.count(Nas.id)).outerjoin(Nas, Nas.site_id == Site.id)
+                              .group_by(Site.id).order_by(Site.name)).all()
+    return render_template("staff/sites.html", rows=rows, kinds=SITE_KINDS, policies=sorted(policies()),
+                           error=error), 400 if error else 200
+
+
+@bp.route("/sites/<int:site_id>", methods=["GET", "POST"])
+@role("admin")
+def site_edit(site_id: int) -> tuple[str, int] | str | Response:
+    """Edit a site's name, kind, policy, plan, location and communities."""
+    site = db.session.get(Site, site_id) or abort(404)
+    if request.method == "POST":
+        try:
+            changed = sites.update_site(db.session, policies(), site, _site_form())
+            record("site-edit", f"{site.name}: {', '.join(changed) or 'no change'}")
+            commit_or_explain(db.session)
+            return redirect(url_for("staff.manage.site_list"))
+        except InputError as exc:
+            db.session.rollback()
+            return _site_page(site_id, str(exc))
+    return _site_page(site_id)
+
+
+def _site_page(site_id: int, error: str | None = None) -> tuple[str, int]:
+    """The edit page of a site, 400 with the error after a refused change."""
+    return render_template("staff/site.html", site=db.session.get(Site, site_id), kinds=SITE_KINDS,
+                           policies=sorted(policies()), error=error), 400 if error else 200
+
+
+@bp.post("/sites/<int:site_id>/remove")
+@role("admin")
+def site_remove(site_id: int) -> tuple[str, int] | Response:
+    """Remove a site without NAS or history (reports keep what has been used)."""
+    site = db.session.get(Site, site_id) or abort(404)
+    try:
+        name = site.name
+        sites.remove_site(db.session, name)
+        record("site-remove", name)
+        commit_or_explain(db.session)
+    except InputError as exc:
+        db.session.rollback()
+        return _site_page(site_id, str(exc))
+    return redirect(url_for("staff.manage.site_list"))
+
+
+@bp.route("/nas", methods=["GET", "POST"])
+@role("admin")
+def nas_list() -> tuple[str, int] | str:
+    """List NAS; add one (its secret is generated and shown once)."""
+    error, shown = None, None
+    if request.method == "POST":
+        secret = secrets.token_hex(16)
+        spec = sites.NasSpec(request.form.get("name", "").strip(), request.form.get("site", ""),
+                             request.form.get("ip", ""), secret, request.form.get("vendor", ""))
+        try:
+            row, _warnings = sites.add_nas(db.session, spec, settings().production)
+            record("nas-add", row.name)
+            commit_or_explain(db.session)
+            shown = (row.name, secret)
+        except InputError as exc:
+            db.session.rollback()
+            error = str(exc)
+    rows = db.session.execute(select(Nas, Site.name).join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
+    names = db.session.scalars(select(Site.name).order_by(Site.name)).all()
+    return render_template("staff/nas.html", rows=rows, sites=names, vendors=VENDORS, error=error,
+                           shown=shown), 400 if error else 200
+
+
+@bp.post("/nas/<int:nas_id>/rotate")
+@role("admin")
+def rotate(nas_id: int) -> str:
+    """Replace a NAS's RADIUS secret; the new one is shown once and never again."""
+    row = db.session.get(Nas, nas_id) or abort(404)
+    secret = secrets.token_hex(16)
+    row.secret = secret
+    record("nas-rotate", row.name)
+    db.session.commit()
+    rows = db.session.execute(select(Nas, Site.name).join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
+    names = db.session.scalars(select(Site.name).order_by(Site.name)).all()
+    return render_template("staff/nas.html", rows=rows, sites=names, vendors=VENDORS, shown=(row.name, secret))
+
+
+@bp.get("/people")
+@role("admin")
+def people() -> str:
+    """Find a person by username or device (MAC); only the data needed is shown."""
+    term = request.args.get("q", "").strip()[:64]
+    found = []
+    if term:
+        mac = normalize_mac(term)
+        query = select(User).outerjoin(Device, Device.user_id == User.id)
+        query = query.where(or_(User.username == term, Device.mac == mac) if mac else User.username == term)
+        found = db.session.scalars(query.distinct().limit(20)).all()
+        record("people-search", "")
+        db.session.commit()
+    key = settings().secret_key
+    usage = {}
+    for person in found:
+        usage[person.id] = db.session.execute(
+            select(func.sum(UsageDaily.sessions), func.sum(UsageDaily.seconds),
+                   func.sum(UsageDaily.bytes_down + UsageDaily.bytes_up)).where(UsageDaily.user_id == person.id)).one()
+    devices = {p.id: [pseudonym(m, key) for m in db.session.scalars(select(Device.mac).where(Device.user_id == p.id))]
+               for p in found}
+    return render_template("staff/people.html", term=term, found=found, usage=usage, devices=devices)
+
+
+@bp.get("/policies")
+@role("admin", "analyst")
+def policy_list() -> str:
+    """The loaded policy files and which sites use them (read-only)."""
+    used: dict[str, list[str]] = {}
+    for name, policy in db.session.execute(select(Site.name, Site.policy)):
+        used.setdefault(policy, []).append(name)
+    return render_template("staff/policies.html", policies=sorted(policies().values(), key=lambda p: p.name),
+                           used=used)
