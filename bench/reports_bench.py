@@ -1,14 +1,14 @@
 """Issue 4 "Figures": the month's gender x age x site report over 5,000,000 accounting records.
 
 Per backend (SQLite file in a temp dir, PostgreSQL database conecta_reports_bench on 127.0.0.1):
-schema by portal.schema.upgrade; 200 sites (1-3 NAS each) and 100,000 people with the simulator's
+schema by portal.core.schema.upgrade; 200 sites (1-3 NAS each) and 100,000 people with the simulator's
 gender and age mix; a month of sessions (Start, Interim-Update every 5 min, Stop; 1 % of Stops lost)
 at a handful of sites per person, their records in time order, with a progress bar.
 
 Ingest (--ingest bulk, the default): acct_records by COPY (PostgreSQL) / executemany in 100k chunks
 (SQLite); sessions, usage_daily and usage_monthly from the same records by Replay, which redoes
 apply_batch's arithmetic. prove() then runs every session of 1,500 sampled people through the real
-portal.accounting.apply_batch (batches of 500, the RADIUS writer's) on a separate database and
+portal.core.accounting.apply_batch (batches of 500, the RADIUS writer's) on a separate database and
 asserts its acct_records, sessions, usage_daily and usage_monthly rows equal Replay's exactly. --ingest apply sends
 all records through apply_batch instead (the real path; about 1-5k records/s here, too slow for 5M
 within 15 minutes). Then, median of 5 runs after one warm-up:

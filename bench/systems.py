@@ -73,7 +73,7 @@ def drop_database() -> None:
 
 
 def _user_defaults() -> dict:
-    """Python-side column defaults of portal.model.User, so COPY fills what the ORM would."""
+    """Python-side column defaults of portal.core.model.User, so COPY fills what the ORM would."""
     from portal.core.model import User
     out = {}
     for col in User.__table__.columns:

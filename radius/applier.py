@@ -3,7 +3,7 @@
 It tails the write-ahead log directories (radius/wal.py), gathers what arrived for GATHER seconds
 into one transaction, retries a batch until the database takes it, and hands each commit to
 radius/live.py, which moves the per-person counters in Redis and reports spent pools. In
-production it runs in its own lower-priority process (radius/main.py); tests run it as a thread.
+production it runs in its own lower-priority process (radius/crew.py); tests run it as a thread.
 """
 
 from __future__ import annotations

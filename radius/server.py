@@ -61,7 +61,7 @@ def open_socket(host: str, port: int) -> socket.socket:
 class RadiusServer:
     """Auth and accounting on two UDP ports; `serve_forever()` until `shutdown()`.
 
-    Given the `progress` of an applier process (radius/main.py), accounting is only logged and
+    Given the `progress` of an applier process (radius/crew.py), accounting is only logged and
     acknowledged here; without, this server applies it too, in a thread.
     """
 

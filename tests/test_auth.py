@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 from pyrad import packet
 
@@ -112,6 +113,9 @@ def test_retransmission_gets_the_same_reply_byte_for_byte(radius_server, diction
 
 
 def test_status_server_is_answered_and_marks_the_nas_seen(radius_server, dictionary, nas_id, redis_client):
+    radius_server.registry.flush_seen(redis_client, to_db=False)
+    assert redis_client.hgetall("nas:seen") == {}                 # not seen before the Status-Servers
+    started = time.time()
     nas = Nas(radius_server, dictionary)
     req = nas.client.CreateAuthPacket(code=packet.StatusServer)
     req.add_message_authenticator()
@@ -121,4 +125,6 @@ def test_status_server_is_answered_and_marks_the_nas_seen(radius_server, diction
     acct.add_message_authenticator()
     assert nas.client._SendPacket(acct, nas.client.acctport).code == packet.AccountingResponse
     radius_server.registry.flush_seen(redis_client, to_db=False)
-    assert redis_client.hget("nas:seen", str(nas_id)) is not None
+    seen = redis_client.hgetall("nas:seen")
+    assert list(seen) == [str(nas_id).encode()]
+    assert started - 1 <= int(seen[str(nas_id).encode()]) <= time.time() + 1     # when, in whole seconds

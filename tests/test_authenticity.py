@@ -12,8 +12,7 @@ import pytest
 from pyrad import packet
 
 from tests.support.builders import SECRET, add_site_and_nas, add_user
-from tests.support.radiusclient import Nas
-from tests.test_malformed import (
+from tests.support.packets import (
     KEY,
     MA,
     PASSWORD,
@@ -22,11 +21,11 @@ from tests.test_malformed import (
     assert_serves,
     attributes,
     build,
+    exchange,
     expect_dropped,
-    port_of,
     status_server,
-    udp,
 )
+from tests.support.radiusclient import Nas
 
 WRONG_SECRET = "not-the-shared-secret-987"
 LAX_IP = "127.0.0.3"
@@ -68,13 +67,6 @@ def acct_bytes(server, dictionary, secret: str = SECRET, session: str = "sess-au
     req["Acct-Session-Id"] = session
     req["Calling-Station-Id"] = "AA-BB-CC-00-00-01"
     return req.RequestPacket()
-
-
-def exchange(server, kind: str, data: bytes, source: str = "127.0.0.1") -> bytes:
-    """Send one datagram and return the reply."""
-    with udp(source) as sock:
-        sock.sendto(data, ("127.0.0.1", port_of(server, kind)))
-        return sock.recv(65535)
 
 
 def assert_signed_reply(reply: bytes, request: bytes, secret: bytes = KEY, ma_vector: bytes | None = None) -> None:

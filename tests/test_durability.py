@@ -181,7 +181,7 @@ def test_a_killed_applier_is_replaced_and_loses_nothing(settings, db_factory, po
 def test_the_applier_process_cuts_off_a_spent_pool(settings, db_factory, policies, nas_id, dictionary,
                                                    redis_url):
     """As deployed, the applier runs apart from the replies: it sees the pool spent and disconnects."""
-    from tests.test_quota import FakeCoaNas
+    from tests.support.coanas import FakeCoaNas
     coa = FakeCoaNas(dictionary)
     with db_factory.begin() as db:
         db.execute(update(NasRow).where(NasRow.id == nas_id).values(coa_port=coa.port))

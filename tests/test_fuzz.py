@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pyrad import packet
 
-from tests.test_malformed import ACCESS_REQUEST, MA, _over_4096, attr, build, ma_attr, sign
+from tests.support.packets import ACCESS_REQUEST, MA, attr, build, ma_attr, over_4096, sign
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "fuzz" / "fuzz_packets.py"
@@ -42,7 +42,7 @@ def seeds(dictionary) -> dict[str, bytes]:
         "padded": access + b"\x00" * 8,
         "vendor-specific": sign(build(ACCESS_REQUEST, [ma_attr(), attr(26, wispr), attr(1, b"ana")]), FUZZ_SECRET),
         "two-ma": sign(build(ACCESS_REQUEST, [ma_attr(), attr(MA, bytes(16))]), FUZZ_SECRET),
-        "over-4096": _over_4096(),
+        "over-4096": over_4096(),
         "200-attributes": sign(build(ACCESS_REQUEST, [ma_attr(), *[attr(33, b"p")] * 199]), FUZZ_SECRET),
     }
 

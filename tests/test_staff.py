@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from portal.core import sites, staffauth
 from portal.core.model import AuditEntry, FaultReport, Site, Staff
-from portal.web import create_app
+from tests.support.web import csrf_token
 
 PASSWORD = "correct horse battery staple"
 ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/sites/1", "/staff/nas", "/staff/people", "/staff/audit"]
@@ -20,25 +20,19 @@ ANY_STAFF = ["/staff/", "/staff/policies", "/staff/faults", "/staff/reports", "/
              "/staff/reports/export.json"]
 
 
-@pytest.fixture()
-def app(settings, db_factory, policies, redis_client):
+@pytest.fixture(autouse=True)
+def staff_accounts(db_factory, policies) -> None:
+    """Every test here starts with a site (10 GB a month planned) and an admin and an analyst."""
     with db_factory() as db:
         sites.add_site(db, policies, "Parque Central", "park", "parque", planned_gb_month=10)
         staffauth.add_staff(db, "admin@city.mx", "admin", PASSWORD)
         staffauth.add_staff(db, "analista@city.mx", "analyst", PASSWORD)
         db.commit()
-    app = create_app(settings)
-    app.config["TESTING"] = True
-    return app
-
-
-def token(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def sign_in(client, email: str, password: str = PASSWORD):
     page = client.get("/staff/login").get_data(as_text=True)
-    return client.post("/staff/login", data={"csrf_token": token(page), "email": email, "password": password})
+    return client.post("/staff/login", data={"csrf_token": csrf_token(page), "email": email, "password": password})
 
 
 def test_roles_on_every_route(app, db_factory):
@@ -66,15 +60,14 @@ def test_roles_on_every_route(app, db_factory):
     html = analyst.get("/staff/faults").get_data(as_text=True)
     for rule in (r for r in rules if "POST" in r.methods and r.rule not in ("/staff/logout",)):
         path = re.sub(r"<[^>]+>", "1", rule.rule)
-        assert analyst.post(path, data={"csrf_token": token(html)}).status_code == 403, path
+        assert analyst.post(path, data={"csrf_token": csrf_token(html)}).status_code == 403, path
 
 
-def test_logout_and_disabling_revoke_the_session_on_the_server(app, db_factory):
-    client = app.test_client()
+def test_logout_and_disabling_revoke_the_session_on_the_server(app, client, db_factory):
     sign_in(client, "admin@city.mx")
     cookie = client.get_cookie("conecta_staff").value
     page = client.get("/staff/").get_data(as_text=True)
-    client.post("/staff/logout", data={"csrf_token": token(page)})
+    client.post("/staff/logout", data={"csrf_token": csrf_token(page)})
     replay = app.test_client()
     replay.set_cookie("conecta_staff", cookie)
     assert replay.get("/staff/").status_code == 302                   # the old cookie is dead
@@ -84,8 +77,7 @@ def test_logout_and_disabling_revoke_the_session_on_the_server(app, db_factory):
     assert client.get("/staff/").status_code == 302
 
 
-def test_back_off_after_failures_with_one_generic_error(app):
-    client = app.test_client()
+def test_back_off_after_failures_with_one_generic_error(client):
     first = sign_in(client, "admin@city.mx", "wrong")
     unknown = sign_in(client, "nobody@city.mx", "wrong")
     assert first.status_code == unknown.status_code == 401
@@ -96,26 +88,24 @@ def test_back_off_after_failures_with_one_generic_error(app):
     assert locked.status_code == 429 and "Espera" in locked.get_data(as_text=True)
 
 
-def test_forms_need_csrf_and_gets_change_nothing(app, db_factory):
-    client = app.test_client()
+def test_forms_need_csrf_and_gets_change_nothing(client, db_factory):
     sign_in(client, "admin@city.mx")
     assert client.post("/staff/sites", data={"name": "X", "kind": "park", "policy": "parque"}).status_code == 400
     assert client.get("/staff/logout").status_code == 405
     page = client.get("/staff/sites").get_data(as_text=True)
-    bad = client.post("/staff/sites", data={"csrf_token": token(page), "name": "Y", "kind": "castle",
+    bad = client.post("/staff/sites", data={"csrf_token": csrf_token(page), "name": "Y", "kind": "castle",
                                             "policy": "parque"})
     assert bad.status_code == 400 and "castle" in bad.get_data(as_text=True)
-    ok = client.post("/staff/sites", data={"csrf_token": token(page), "name": "=HYPERLINK(\"http://evil\")",
+    ok = client.post("/staff/sites", data={"csrf_token": csrf_token(page), "name": "=HYPERLINK(\"http://evil\")",
                                            "kind": "plaza", "policy": "parque", "planned_gb_month": "5"})
     assert ok.status_code == 200
     with db_factory() as db:
         assert db.scalar(select(AuditEntry.target).where(AuditEntry.action == "site-add")) == '=HYPERLINK("http://evil")'
 
 
-def test_markup_is_escaped_and_filters_are_not_sql(app, db_factory):
+def test_markup_is_escaped_and_filters_are_not_sql(client, db_factory):
     with db_factory.begin() as db:
         db.add(FaultReport(site_id=1, category="other", text="<script>alert(1)</script>"))
-    client = app.test_client()
     sign_in(client, "analista@city.mx")
     html = client.get("/staff/faults").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
@@ -126,18 +116,17 @@ def test_markup_is_escaped_and_filters_are_not_sql(app, db_factory):
     assert client.get("/api/v1/reports?by=site%27").status_code == 400
 
 
-def test_new_nas_secret_shown_once(app, db_factory):
-    client = app.test_client()
+def test_new_nas_secret_shown_once(client, db_factory):
     sign_in(client, "admin@city.mx")
     page = client.get("/staff/nas").get_data(as_text=True)
-    created = client.post("/staff/nas", data={"csrf_token": token(page), "name": "ap-9", "site": "Parque Central",
+    created = client.post("/staff/nas", data={"csrf_token": csrf_token(page), "name": "ap-9", "site": "Parque Central",
                                               "ip": "10.9.0.1", "vendor": "mikrotik"}).get_data(as_text=True)
     secret = re.search(r"<code>([0-9a-f]{32})</code>", created).group(1)
     assert secret not in client.get("/staff/nas").get_data(as_text=True)
     assert secret not in client.get("/staff/audit").get_data(as_text=True)
 
 
-def test_node_board_and_staff_disconnect(app, db_factory, policies, dictionary, radius_server, nas_id, clock):
+def test_node_board_and_staff_disconnect(client, db_factory, policies, dictionary, radius_server, nas_id, clock):
     """A live NAS shows up; a silent one is down; staff cut a live session with RFC 5176."""
     from sqlalchemy import update as sql_update
 
@@ -158,7 +147,6 @@ def test_node_board_and_staff_disconnect(app, db_factory, policies, dictionary, 
         nas.acct("Start", "live-1", "ana", reply=nas.auth("ana", "anapass123"))
         settle(radius_server)
         radius_server.registry.flush_seen(radius_server.redis, to_db=True)
-        client = app.test_client()
         sign_in(client, "admin@city.mx")
         board = client.get("/staff/").get_data(as_text=True)
         assert re.search(r"ap-coova-127\.0\.0\.1</td><td class=\"up\">", board)
@@ -166,7 +154,7 @@ def test_node_board_and_staff_disconnect(app, db_factory, policies, dictionary, 
         page = client.get("/staff/sessions").get_data(as_text=True)
         action = re.search(r'action="(/staff/sessions/\d+/disconnect)"', page).group(1)
         # The NAS has not answered yet, and the console does not wait for it.
-        assert client.post(action, data={"csrf_token": token(page)}).status_code == 302
+        assert client.post(action, data={"csrf_token": csrf_token(page)}).status_code == 302
         waiting = client.get("/staff/sessions?sent=1").get_data(as_text=True)
         assert "Enviada; esperando respuesta" in waiting and "Se pidió la desconexión" in waiting
         answer.set()
@@ -187,8 +175,7 @@ def test_node_board_and_staff_disconnect(app, db_factory, policies, dictionary, 
         coa.close()
 
 
-def test_sites_are_edited_and_removed_only_when_nothing_needs_them(app, db_factory, policies):
-    client = app.test_client()
+def test_sites_are_edited_and_removed_only_when_nothing_needs_them(client, db_factory, policies):
     sign_in(client, "admin@city.mx")
     with db_factory.begin() as db:
         sites.add_site(db, policies, "Ejido Vacío", "ejido", "ejido")
@@ -197,7 +184,7 @@ def test_sites_are_edited_and_removed_only_when_nothing_needs_them(app, db_facto
     site_id = 1
     page = client.get(f"/staff/sites/{site_id}").get_data(as_text=True)
     assert 'value="Parque Central"' in page and 'value="10.0"' in page
-    form = {"csrf_token": token(page), "name": "Parque Central Norte", "kind": "plaza", "policy": "centro-digital",
+    form = {"csrf_token": csrf_token(page), "name": "Parque Central Norte", "kind": "plaza", "policy": "centro-digital",
             "planned_gb_month": "25", "lat": "18.14", "lon": "-94.46", "communities": "Centro\n\nPuerto México\n"}
     assert client.post(f"/staff/sites/{site_id}", data=form).status_code == 302
     with db_factory() as db:
@@ -213,21 +200,20 @@ def test_sites_are_edited_and_removed_only_when_nothing_needs_them(app, db_facto
     with db_factory() as db:
         assert db.get(Site, site_id).policy == "centro-digital"            # nothing partial written
         empty = db.scalar(select(Site.id).where(Site.name == "Ejido Vacío"))
-    refused = client.post(f"/staff/sites/{busy}/remove", data={"csrf_token": token(page)})
+    refused = client.post(f"/staff/sites/{busy}/remove", data={"csrf_token": csrf_token(page)})
     assert refused.status_code == 400 and "keep it" in refused.get_data(as_text=True)
-    assert client.post(f"/staff/sites/{empty}/remove", data={"csrf_token": token(page)}).status_code == 302
-    assert client.post("/staff/sites/999/remove", data={"csrf_token": token(page)}).status_code == 404
+    assert client.post(f"/staff/sites/{empty}/remove", data={"csrf_token": csrf_token(page)}).status_code == 302
+    assert client.post("/staff/sites/999/remove", data={"csrf_token": csrf_token(page)}).status_code == 404
     with db_factory() as db:
         assert sorted(db.scalars(select(Site.name))) == ["Parque Central Norte", "Plaza Con Fallas"]
 
 
-def test_fault_reports_by_site_and_status(app, db_factory, policies):
+def test_fault_reports_by_site_and_status(client, db_factory, policies):
     with db_factory.begin() as db:
         other = sites.add_site(db, policies, "Ejido Norte", "ejido", "ejido").id
         db.add_all([FaultReport(site_id=1, category="slow", text="lento en el parque"),
                     FaultReport(site_id=other, category="no-signal", text="sin señal en el ejido"),
                     FaultReport(site_id=other, category="other", text="ya quedó", status="resolved")])
-    client = app.test_client()
     sign_in(client, "analista@city.mx")
 
     def texts(query: str) -> list[str]:

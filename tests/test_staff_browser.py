@@ -9,7 +9,6 @@ import pytest
 from werkzeug.serving import make_server
 
 from portal.core import sites, staffauth
-from portal.web import create_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")
@@ -18,12 +17,12 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 
 
 @pytest.fixture()
-def console_url(settings, db_factory, policies, redis_client):
+def console_url(app, db_factory, policies):
     with db_factory() as db:
         sites.add_site(db, policies, "Parque Central", "park", "parque", planned_gb_month=10)
         staffauth.add_staff(db, "analista@city.mx", "analyst", "correct horse battery staple")
         db.commit()
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"

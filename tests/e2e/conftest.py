@@ -28,7 +28,7 @@ class QuietHandler(WSGIRequestHandler):
 
 
 class LivePortal:
-    """create_app(settings) served over real HTTP on 127.0.0.1 (ephemeral port), threaded."""
+    """The app served over real HTTP on 127.0.0.1 (ephemeral port), threaded."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -40,9 +40,6 @@ class LivePortal:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-        with self.app.app_context():
-            from portal.web.extensions import db
-            db.engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +74,10 @@ def nas_id(sim_nas) -> int:
 
 
 @pytest.fixture()
-def portal(settings, clock, sim_nas, redis_client):
-    """The portal on the test's database and Redis (the RADIUS server, when a test has one, shares them)."""
-    from portal.web import create_app
-    live = LivePortal(create_app(settings, clock=clock))
+def portal(app, sim_nas):
+    """The app of tests/conftest.py over HTTP, with the simulators' access points registered (the
+    RADIUS server, when a test has one, shares its database and Redis)."""
+    live = LivePortal(app)
     yield live
     live.close()
 

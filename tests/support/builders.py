@@ -45,7 +45,6 @@ class Clock:
         return self.now
 
 
-
 def settle(server, timeout: float = 10.0) -> None:
     """Wait until every accounting record the server acknowledged is in SQL and in Redis."""
     deadline = time.monotonic() + timeout

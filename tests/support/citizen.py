@@ -15,4 +15,5 @@ def register_in(page, gender: str = "Mujer", age: str = "18 a 29 años", communi
 
 
 def meters(page) -> list[str]:
+    """The time and data left, as the status page shows them."""
     return [t.strip() for t in page.locator("dd.meter").all_inner_texts()]

@@ -46,6 +46,7 @@ class FakeCoaNas:
                 self.sock.sendto(reply.ReplyPacket(), addr)
 
     def close(self) -> None:
+        """Stop listening."""
         self.running = False
         self.thread.join(2)
         self.sock.close()

@@ -24,6 +24,7 @@ class Nas:
 
     def auth_packet(self, username: str, password: str | None = None, mac: str | None = "AA-BB-CC-00-00-01",
                     chap: bool = False, ma: bool = True, **attrs) -> packet.AuthPacket:
+        """An Access-Request, PAP or CHAP, with a Message-Authenticator unless `ma` is False."""
         req = self.client.CreateAuthPacket(code=packet.AccessRequest, User_Name=username, message_authenticator=ma)
         if mac:
             req["Calling-Station-Id"] = mac
@@ -42,11 +43,13 @@ class Nas:
         return req
 
     def auth(self, username: str, password: str | None = None, **kw) -> packet.Packet:
+        """Send an Access-Request (see auth_packet) and return the reply."""
         return self.client.SendPacket(self.auth_packet(username, password, **kw))
 
     def acct(self, status: str, session_id: str, username: str = "", seconds: int = 0,
              bytes_in: int = 0, bytes_out: int = 0, reply: packet.Packet | None = None,
              mac: str | None = "AA-BB-CC-00-00-01", **attrs) -> packet.Packet:
+        """Send an Accounting-Request (the Class of `reply` echoed) and return the reply."""
         req = self.client.CreateAcctPacket(User_Name=username or "-")
         req["Acct-Status-Type"] = status
         if session_id:

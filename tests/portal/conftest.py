@@ -1,0 +1,46 @@
+"""The portal's tests run with their access points registered: the CoovaChilli and MikroTik simulators
+(with the real RADIUS server behind them, when a test asks for one) and an openNDS, a pfSense and a
+generic NAS known only by their redirects. The app and its test client are tests/conftest.py's."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal.core import sites
+from tests.support.builders import SECRET, settle
+from tests.support.nassim import COOVA_NAS, CoovaSim, MikrotikSim, register_sim_nas
+from tests.support.portal import PORTAL
+
+
+@pytest.fixture(autouse=True)
+def fleet_ids(db_factory, policies) -> dict[str, int]:
+    """Every access point the portal tests arrive from, registered before anything else; ids by vendor."""
+    ids = register_sim_nas(db_factory, policies)
+    with db_factory() as db:
+        for name, ip, vendor in (("ap-opennds", "10.9.0.3", "opennds"), ("ap-pfsense", "10.9.0.4", "pfsense"),
+                                 ("ap-generic", "10.9.0.5", "generic")):
+            nas, _ = sites.add_nas(db, sites.NasSpec(name, "Parque Central", ip, SECRET, vendor), production=False)
+            ids[vendor] = nas.id
+        db.commit()
+    return ids
+
+
+@pytest.fixture()
+def nas_id(fleet_ids) -> int:
+    """The radius_server fixture registers these access points instead of its default one."""
+    return fleet_ids["coova"]
+
+
+@pytest.fixture()
+def coova(radius_server, dictionary):
+    sim = CoovaSim(radius_server.ports, dictionary, PORTAL, COOVA_NAS, radius_source="127.0.0.2",
+                   applied=lambda: settle(radius_server))
+    yield sim
+    sim.close()
+
+
+@pytest.fixture()
+def mikrotik(radius_server, dictionary):
+    sim = MikrotikSim(radius_server.ports, dictionary, PORTAL, "MikroTik", applied=lambda: settle(radius_server))
+    yield sim
+    sim.close()
