@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from datetime import datetime, timedelta
+from functools import cache
 
 import redis
 from argon2 import PasswordHasher
@@ -19,7 +20,13 @@ from portal.core.model import STAFF_ROLES, AuditEntry, Staff, StaffSession, utcn
 IDLE = timedelta(hours=8)
 FREE_FAILURES = 5
 _hasher = PasswordHasher()
-_DUMMY = _hasher.hash("not-a-real-password-0")
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the e-mail is unknown, so both take the same time (made on first
+    use: each hash takes 64 MiB for a moment, which every process importing this module would pay)."""
+    return _hasher.hash("not-a-real-password-0")
 
 
 def _hash(token: str) -> str:
@@ -49,7 +56,7 @@ def sign_in(db: DbSession, r: redis.Redis, email: str, password: str, address: s
         return None, wait
     staff = db.scalar(select(Staff).where(Staff.email == email))
     try:
-        ok = _hasher.verify(staff.password_hash if staff else _DUMMY, password[:256]) and staff is not None
+        ok = _hasher.verify(staff.password_hash if staff else _dummy_hash(), password[:256]) and staff is not None
     except (VerifyMismatchError, InvalidHashError):
         ok = False
     if not ok or staff.disabled:
