@@ -13,6 +13,7 @@ import contextlib
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 CSRF = re.compile(rb'name="csrf_token" value="([^"]+)"')
 
@@ -112,7 +113,9 @@ def probe(env: dict[str, str], origin: str, make_path: Callable[[], str], form: 
 
 
 def _splash(client, origin: str, make_path: Callable[[], str]) -> bytes:  # noqa: ANN001 - a FlaskClient
-    client.delete_cookie("conecta")
+    # A new visitor each time, as the load generator's (it keeps no cookies): the test client files
+    # cookies under the request's host, so that is the domain to delete them from.
+    client.delete_cookie("conecta", domain=urlsplit(origin).hostname or "localhost")
     resp = client.get(make_path(), base_url=origin, headers={"Accept-Language": "es"})
     if resp.status_code != 200:
         raise RuntimeError(f"probe: splash GET answered {resp.status_code}")

@@ -10,8 +10,10 @@ from datetime import datetime
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DbSession
 
+from portal.core import bulk
 from portal.core.accounts import USERNAME
 from portal.core.model import AGE_BANDS, GENDERS, Device, Session, User, utcnow
 
@@ -64,14 +66,15 @@ def register(db: DbSession, reg: Registration, mac: str | None, now: datetime) -
 
 
 def remember_device(db: DbSession, user_id: int, mac: str | None) -> None:
-    """Link a MAC to a person (moving it from anyone else) so MAC authentication knows it."""
+    """Link a MAC to a person (moving it from anyone else) so MAC authentication knows it: one upsert,
+    so a registration is one INSERT of the person, this statement and the commit."""
     if not mac:
         return
-    device = db.scalar(select(Device).where(Device.mac == mac))
-    if device is None:
-        db.add(Device(user_id=user_id, mac=mac, last_seen=utcnow()))
-    else:
-        device.user_id, device.last_seen = user_id, utcnow()
+    now = utcnow()
+    stmt = (postgresql if bulk.is_pg(db) else sqlite).insert(Device).values(
+        user_id=user_id, mac=mac, mac_auth=True, created_at=now, last_seen=now)
+    db.execute(stmt.on_conflict_do_update(index_elements=[Device.mac],
+                                          set_={"user_id": stmt.excluded.user_id, "last_seen": now}))
 
 
 def set_account(db: DbSession, user: User, username: str, pin: str) -> None:

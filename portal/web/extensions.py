@@ -33,7 +33,9 @@ class _Database(SQLAlchemy):
         return make_engine(options.pop("url"), **options)
 
 
-db = _Database(model_class=Base)
+# Objects stay readable after commit, as in the daemon's and the CLI's sessions (core.db.session_factory):
+# a page that commits and then uses what it wrote costs no second round trip to reload it.
+db = _Database(model_class=Base, session_options={"expire_on_commit": False})
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, strategy="fixed-window")
 
