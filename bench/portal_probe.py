@@ -72,7 +72,13 @@ def counting(counts: Counts, engine) -> Iterator[None]:  # noqa: ANN001 - an SQL
         counts.add("redis_round_trips")
 
     checkout = lambda *_: counts.add("pool_checkouts")  # noqa: E731
-    event.listen(engine.pool, "checkout", checkout)
+    statement = lambda *_: counts.add("sql_statements")  # noqa: E731 - PostgreSQL and SQLite alike
+    commit = lambda *_: counts.add("sql_commits")  # noqa: E731
+    rollback = lambda *_: counts.add("sql_rollbacks")  # noqa: E731
+    listeners = [(engine.pool, "checkout", checkout), (engine, "before_cursor_execute", statement),
+                 (engine, "commit", commit), (engine, "rollback", rollback)]
+    for target, name, fn in listeners:
+        event.listen(target, name, fn)
     with contextlib.ExitStack() as stack:
         stack.enter_context(patched(BaseConnection, "_exec_command", command))        # BEGIN, COMMIT, ROLLBACK
         stack.enter_context(patched(BaseCursor, "_execute_send", query))              # a statement
@@ -84,7 +90,8 @@ def counting(counts: Counts, engine) -> Iterator[None]:  # noqa: ANN001 - an SQL
         try:
             yield
         finally:
-            event.remove(engine.pool, "checkout", checkout)
+            for target, name, fn in listeners:
+                event.remove(target, name, fn)
 
 
 def probe(env: dict[str, str], origin: str, make_path: Callable[[], str], form: dict[str, str],

@@ -6,14 +6,14 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlalchemy import delete, select, update
+from sqlalchemy import Insert, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DbSession
 
-from portal.core import bulk
 from portal.core.accounts import USERNAME
 from portal.core.model import AGE_BANDS, GENDERS, Device, Session, User, utcnow
 
@@ -68,13 +68,18 @@ def register(db: DbSession, reg: Registration, mac: str | None, now: datetime) -
 def remember_device(db: DbSession, user_id: int, mac: str | None) -> None:
     """Link a MAC to a person (moving it from anyone else) so MAC authentication knows it: one upsert,
     so a registration is one INSERT of the person, this statement and the commit."""
-    if not mac:
-        return
-    now = utcnow()
-    stmt = (postgresql if bulk.is_pg(db) else sqlite).insert(Device).values(
-        user_id=user_id, mac=mac, mac_auth=True, created_at=now, last_seen=now)
-    db.execute(stmt.on_conflict_do_update(index_elements=[Device.mac],
-                                          set_={"user_id": stmt.excluded.user_id, "last_seen": now}))
+    if mac:
+        now = utcnow()
+        db.execute(_device_upsert(db.get_bind().dialect.name),
+                   {"user_id": user_id, "mac": mac, "mac_auth": True, "created_at": now, "last_seen": now})
+
+
+@lru_cache(maxsize=4)
+def _device_upsert(dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT (mac) DO UPDATE, built once per dialect (building it costs more than running it)."""
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(Device)
+    return stmt.on_conflict_do_update(index_elements=[Device.mac], set_={
+        "user_id": stmt.excluded.user_id, "last_seen": stmt.excluded.last_seen})
 
 
 def set_account(db: DbSession, user: User, username: str, pin: str) -> None:

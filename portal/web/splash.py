@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
 from portal.core import credentials, people
@@ -17,6 +19,7 @@ from portal.web.security import account_key, failed, ip_limit, mac_key
 
 bp = Blueprint("splash", __name__)
 log = logging.getLogger("conecta.portal")
+TOKEN_SLOT = "@@csrf-token@@"   # noqa: S105 - a placeholder in the cached page, not a secret
 NAS_PARAMS = {"uamip", "challenge", "link-login-only", "tok", "nasid", "nas", "zone", "login_url", "res"}
 
 
@@ -72,12 +75,26 @@ def _uam_secret(nas_id: int) -> str:
 
 
 def _page(arrival: Arrival | None, error: str | None = None, status: int = 200, **extra) -> tuple[str, int]:
-    return render_template("splash.html", arrival=arrival, person=current_person(), error=error,
-                           genders=GENDERS, age_bands=AGE_BANDS,
-                           communities=_communities(arrival.site_id if arrival else None), **extra), status
+    person = current_person()
+    communities = _communities(arrival.site_id if arrival else None)
+    if arrival is not None and person is None and error is None and not extra and request.path == "/":
+        # Every new phone in a park gets this page: rendered once per language and list of communities.
+        return _fresh_form(str(get_locale()), communities).replace(TOKEN_SLOT, generate_csrf()), status
+    return render_template("splash.html", arrival=arrival, person=person, error=error, genders=GENDERS,
+                           age_bands=AGE_BANDS, communities=communities, **extra), status
+
+
+@expiring(10.0)
+def _fresh_form(locale: str, communities: tuple[str, ...]) -> str:
+    """The registration page for a newly arrived visitor, the same for all but the CSRF token: rendering
+    it (~1 ms of Jinja and gettext) is most of a splash request, so it is done once per language and
+    communities, and each visitor's token is put in its slot."""
+    return render_template("splash.html", arrival=True, person=None, error=None, genders=GENDERS,
+                           age_bands=AGE_BANDS, communities=communities, csrf_token=lambda: TOKEN_SLOT)
 
 
 @bp.get("/")
+@limiter.exempt       # no limit applies to it; exempt, the limiter does not even look (~0.1 ms a page)
 def index() -> Response | tuple[str, int]:
     """Arrive from an access point (its redirect parameters) or come back to the splash page."""
     if NAS_PARAMS & set(request.args):

@@ -52,6 +52,24 @@ FOREIGN = [{"Origin": "http://evil.example"}, {"Origin": "null"}, {"Referer": "h
            {"Origin": "http://localhost.evil.example"}, {"Origin": "http://localhost:8080"}, {"Origin": "http://[::1"}]
 
 
+def test_the_page_rendered_once_gives_every_visitor_a_token_of_their_own(app, db_factory):
+    """The registration page is rendered once per language and reused: each visitor's page must still
+    carry their own CSRF token, valid for their session only, and the language must follow the visitor."""
+    first, second = app.test_client(), app.test_client()
+    page_one = page(first.get(coova_url(mac="AA-BB-CC-00-00-0A")))
+    page_two = page(second.get(coova_url(mac="AA-BB-CC-00-00-0B")))
+    token_one, token_two = csrf_token(page_one), csrf_token(page_two)
+    assert token_one != token_two and "@@" not in page_one + page_two
+    assert page_one.count(token_one) == 2          # the registration form and the account form
+    form = {"gender": "female", "age_band": "18-29", "terms": "yes", "privacy": "yes"}
+    assert second.post("/register", data={**form, "csrf_token": token_one}).status_code == 400
+    assert users(db_factory) == 0
+    assert first.post("/register", data={**form, "csrf_token": token_one}).status_code in (200, 302)
+    assert users(db_factory) == 1
+    english = page(app.test_client().get(coova_url(mac="AA-BB-CC-00-00-0C"), headers={"Accept-Language": "en"}))
+    assert 'lang="en"' in english and "Register" in english and 'lang="es"' in page_one
+
+
 def test_a_foreign_origin_is_refused(client, db_factory):
     html = page(client.get(coova_url()))
     codes = [register(client, html, headers=headers).status_code for headers in FOREIGN]
