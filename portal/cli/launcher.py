@@ -1,4 +1,4 @@
-"""`conecta run`: the embedded Redis, the RADIUS server and the portal, started and stopped together."""
+"""`conecta run`: the embedded Redis, the RADIUS server, the monitor and the portal, started and stopped together."""
 
 from __future__ import annotations
 
@@ -91,6 +91,7 @@ def run_all(settings: Settings, engine: Engine) -> int:
     with serving_redis(settings) as url:
         env = {**os.environ, **settings_env(settings), "CONECTA_REDIS_URL": url}
         children = [Child("radius", [sys.executable, "-P", "-m", "portal", "radius"], env),
+                    Child("monitor", [sys.executable, "-P", "-m", "portal", "monitor"], env),
                     Child("portal", gunicorn_command(settings), env, cwd=ROOT)]
         for child in children:
             child.start()

@@ -6,7 +6,7 @@ import click
 from sqlalchemy import select
 
 from portal.cli import output
-from portal.core import sites
+from portal.core import probes, sites
 from portal.core.db import commit_or_explain
 from portal.core.model import VENDORS, Nas, Site
 
@@ -27,16 +27,29 @@ def register(main: click.Group) -> None:
     @click.option("--uam-secret", help="CoovaChilli's uamsecret (md check and CHAP hand-off)")
     @click.option("--require-message-authenticator", "require_ma", default="yes", show_default=True,
                   type=click.Choice(["yes", "no"]))
+    @click.option("--probe", default="icmp", show_default=True, help=probes.PROBE_HELP)
     @click.pass_obj
-    def add(c, name, site, ip, secret, vendor, coa_port, uam_secret, require_ma) -> None:  # noqa: ANN001
+    def add(c, name, site, ip, secret, vendor, coa_port, uam_secret, require_ma, probe) -> None:  # noqa: ANN001
         """Add a NAS."""
         spec = sites.NasSpec(name, site, ip, secret, vendor, coa_port, uam_secret, require_ma == "yes")
         with c.db() as db:
             row, warnings = sites.add_nas(db, spec, c.settings.production)
+            probes.set_probe(db, name, probe)
             commit_or_explain(db)
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
         click.echo(f"NAS {name!r} added for {row.ip} ({vendor}, site {site!r})")
+
+    @nas.command("set")
+    @click.argument("name")
+    @click.option("--probe", help=probes.PROBE_HELP)
+    @click.pass_obj
+    def set_(c, name: str, probe: str | None) -> None:  # noqa: ANN001
+        """Change a NAS; what is not given stays as it is."""
+        with c.db() as db:
+            changed = probe is not None and probes.set_probe(db, name, probe)
+            commit_or_explain(db)
+        click.echo(f"NAS {name!r}: {'probe' if changed else 'nothing'} changed")
 
     @nas.command("list")
     @click.pass_obj

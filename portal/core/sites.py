@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from policies import Policy
 from portal.core.errors import InputError, printable
-from portal.core.model import SITE_KINDS, VENDORS, FaultReport, Nas, Session, Site, UsageDaily
+from portal.core.model import SITE_KINDS, VENDORS, FaultReport, Nas, NodeEvent, Session, Site, UsageDaily
 
 WEAK_SECRETS = {"testing123", "radius", "secret", "password", "changeme", "admin", "default",
                 "mikrotik", "ubnt", "coova", "chillispot", "123456", "testing123testing123"}
@@ -161,7 +161,7 @@ def remove_site(db: DbSession, name: str) -> None:
     if n:
         raise InputError(f"site {name!r} still has {n} NAS; remove them first")
     if any(db.scalar(select(model.site_id).where(model.site_id == site.id).limit(1))
-           for model in (UsageDaily, Session, FaultReport)):
+           for model in (UsageDaily, Session, FaultReport, NodeEvent)):
         raise InputError(f"site {name!r} has usage or fault reports that reports still need; keep it")
     db.delete(site)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from portal.core import staffauth
+
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -17,3 +19,19 @@ def csrf_token(html: str) -> str:
     match = _CSRF.search(html)
     assert match, "no CSRF token on the page"
     return match.group(1)
+
+
+STAFF_PASSWORD = "correct horse battery staple"
+
+
+def signed_in(app, db_factory, email: str = "admin@city.mx", role: str = "admin"):
+    """A test client signed in to the console as a new staff member with `role`."""
+    with db_factory() as db:
+        staffauth.add_staff(db, email, role, STAFF_PASSWORD)
+        db.commit()
+    client = app.test_client()
+    html = page(client.get("/staff/login"))
+    response = client.post("/staff/login", data={"csrf_token": csrf_token(html), "email": email,
+                                                 "password": STAFF_PASSWORD})
+    assert response.status_code == 302, "sign-in failed"
+    return client

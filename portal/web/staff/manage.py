@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
-from portal.core import sites
+from portal.core import probes, sites
 from portal.core.db import commit_or_explain
 from portal.core.errors import InputError
 from portal.core.macs import normalize_mac, pseudonym
@@ -107,6 +107,7 @@ def nas_list() -> tuple[str, int] | str:
                              request.form.get("ip", ""), secret, request.form.get("vendor", ""))
         try:
             row, _warnings = sites.add_nas(db.session, spec, settings().production)
+            probes.set_probe(db.session, row.name, request.form.get("probe") or "icmp")
             record("nas-add", row.name)
             commit_or_explain(db.session)
             shown = (row.name, secret)
@@ -117,6 +118,27 @@ def nas_list() -> tuple[str, int] | str:
     names = db.session.scalars(select(Site.name).order_by(Site.name)).all()
     return render_template("staff/nas.html", rows=rows, sites=names, vendors=VENDORS, error=error,
                            shown=shown), 400 if error else 200
+
+
+@bp.post("/nas/<int:nas_id>/probe")
+@role("admin")
+def set_probe(nas_id: int) -> tuple[str, int] | Response:
+    """Change how the monitor checks a NAS (icmp, tcp:PORT, http:URL, none)."""
+    row = db.session.get(Nas, nas_id) or abort(404)
+    try:
+        if probes.set_probe(db.session, row.name, request.form.get("probe", "")):
+            record("nas-probe", f"{row.name}: {row.probe}")
+        commit_or_explain(db.session)
+    except InputError as exc:
+        db.session.rollback()
+        return _nas_page(error=str(exc)), 400
+    return redirect(url_for("staff.manage.nas_list"))
+
+
+def _nas_page(**extra: object) -> str:
+    rows = db.session.execute(select(Nas, Site.name).join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
+    names = db.session.scalars(select(Site.name).order_by(Site.name)).all()
+    return render_template("staff/nas.html", rows=rows, sites=names, vendors=VENDORS, **extra)
 
 
 @bp.post("/nas/<int:nas_id>/rotate")
