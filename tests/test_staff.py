@@ -17,7 +17,7 @@ PASSWORD = "correct horse battery staple"
 ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/sites/1", "/staff/nas", "/staff/people", "/staff/audit"]
 ANY_STAFF = ["/staff/", "/staff/policies", "/staff/faults", "/staff/reports", "/staff/reports/hours.svg",
              "/staff/reports/sites.svg", "/staff/reports/export.csv", "/staff/reports/export.xlsx",
-             "/staff/reports/export.json"]
+             "/staff/reports/export.json", "/staff/availability", "/staff/availability/export.csv"]
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +56,8 @@ def test_roles_on_every_route(app, db_factory):
     # Every GET page of the console is in one of the lists above; every POST refuses an analyst.
     rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/staff/") and r.endpoint != "staff.access.login"]
     pages = {re.sub(r"<[^>]+>", "1", r.rule) for r in rules if "GET" in r.methods}
-    assert pages <= set(ADMIN_ONLY + ANY_STAFF) | {"/staff/logout", "/staff/reports/export.1"}   # export.csv…
+    assert pages <= set(ADMIN_ONLY + ANY_STAFF) | {"/staff/logout", "/staff/reports/export.1",   # export.csv…
+                                                   "/staff/availability/export.1"}
     html = analyst.get("/staff/faults").get_data(as_text=True)
     for rule in (r for r in rules if "POST" in r.methods and r.rule not in ("/staff/logout",)):
         path = re.sub(r"<[^>]+>", "1", rule.rule)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from portal.core import exports, reports
+from portal.core import availability, exports, reports
+from portal.core.model import utcnow
 
 
 def register(main: click.Group) -> None:
@@ -15,6 +16,27 @@ def register(main: click.Group) -> None:
     @main.group()
     def report() -> None:
         """Usage statistics (codes are language-neutral; small cells suppressed)."""
+
+    @report.command("availability")
+    @click.option("--from", "start", required=True, help="first local day, 2026-11-01")
+    @click.option("--to", "end", required=True, help="last local day (inclusive)")
+    @click.option("--by", default="site", show_default=True, help="comma-separated: site,nas,day|month")
+    @click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json", "xlsx"]))
+    @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="file (required for xlsx)")
+    @click.pass_obj
+    def availability_(c, start: str, end: str, by: str, fmt: str, output: Path | None) -> None:  # noqa: ANN001
+        """Availability %, up and down seconds, downtime minutes and outages, from the monitor's history."""
+        columns = availability.parse_by(by)
+        first, last = reports.parse_day(start, "--from"), reports.parse_day(end, "--to")
+        with c.db() as db:
+            rows = availability.availability(db, first, last, columns, c.settings.tz, utcnow())
+        header = [*columns, *availability.FIGURES]
+        if fmt == "xlsx":
+            _write_xlsx(output, exports.rows_xlsx(rows, header, "availability"), len(rows))
+            return
+        body = {"table": exports.rows_table, "csv": exports.rows_csv}[fmt](rows, header) if fmt != "json" \
+            else exports.to_json(rows)
+        _write_text(output, body)
 
     @report.command("usage")
     @click.option("--from", "start", required=True, help="first local day, 2026-11-01")
@@ -43,3 +65,18 @@ def register(main: click.Group) -> None:
             output.write_text(body if body.endswith("\n") else body + "\n", encoding="utf-8")
         else:
             sys.stdout.write(body if body.endswith("\n") else body + "\n")
+
+
+def _write_xlsx(output: Path | None, data: bytes, count: int) -> None:
+    if output is None:
+        raise click.ClickException("--format xlsx needs --output FILE")
+    output.write_bytes(data)
+    click.echo(f"{count} rows written to {output}", err=True)
+
+
+def _write_text(output: Path | None, body: str) -> None:
+    body = body if body.endswith("\n") else body + "\n"
+    if output is not None:
+        output.write_text(body, encoding="utf-8")
+    else:
+        sys.stdout.write(body)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from portal.core import probes, sites
-from portal.core.model import NodeEvent, NodeState, Site
+from portal.core import nodestore, probes, sites
+from portal.core.model import NodeEvent, NodeState, Site, utcnow
+from portal.core.nodestate import Tracker
 from portal.core.settings import Settings
 from portal.monitor.scheduler import Monitor
 from tests.support.builders import SECRET
@@ -97,3 +98,28 @@ def events_of(db_factory, nas_id: int) -> list:
     """A NAS's history periods, oldest first."""
     with db_factory() as db:
         return list(db.scalars(select(NodeEvent).where(NodeEvent.nas_id == nas_id).order_by(NodeEvent.id)))
+
+
+class History:
+    """Writes a monitor's history as the monitor would (Tracker, then nodestore.save under a lease),
+    at the times a test chooses (naive UTC)."""
+
+    def __init__(self, db_factory, confirmations: int = 3) -> None:
+        self.db_factory = db_factory
+        self.tracker = Tracker(confirmations)
+        with db_factory() as db:
+            self.epoch = nodestore.acquire(db, "history:1", utcnow(), 30.0)
+
+    def save(self, at) -> None:
+        """Write what changed, as a flush at `at`."""
+        with self.db_factory() as db:
+            nodestore.save(db, self.tracker.drain(), self.epoch, at)
+
+    def restart(self, at, gap) -> None:
+        """A monitor starting again at `at`: the saved states read back into a new tracker."""
+        with self.db_factory() as db:
+            known = {t.nas_id: t for t in nodestore.targets(db)}
+            saved = nodestore.saved_nodes(db, known)
+        self.tracker = Tracker(self.tracker.confirmations)
+        self.tracker.load(saved, at, gap)
+        self.save(at)
