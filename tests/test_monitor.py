@@ -1,6 +1,6 @@
 """The monitor on real probes: test hosts in network namespaces of our own (tests/support/netns.py),
 a link brought down for a real outage, TCP and HTTP servers inside the namespaces, two monitors at
-once, and `conecta monitor` killed with -9 and started again."""
+once, and `conecta monitor` killed with -9 and started again (no second alert)."""
 
 from __future__ import annotations
 
@@ -136,7 +136,8 @@ def test_two_monitors_one_works_and_a_fenced_one_stops_writing(settings, db_fact
 def test_conecta_monitor_killed_and_started_again_keeps_its_state(settings, db_factory, policies, hosts):
     host = hosts()
     nas_id = add_probed_nas(db_factory, policies, "ap-1", host.ip)
-    env = {**os.environ, **settings_env(fast(settings))}
+    hook = Receiver()
+    env = {**os.environ, **settings_env(fast(settings, alert_webhook_url=hook.url, alert_group_seconds=0))}
 
     def start() -> subprocess.Popen:
         return subprocess.Popen([str(CONECTA), "monitor"], env=env, stdin=subprocess.DEVNULL,
@@ -147,6 +148,7 @@ def test_conecta_monitor_killed_and_started_again_keeps_its_state(settings, db_f
         host.down()
         wait_for(lambda: state_of(db_factory, nas_id) == "down")
         down = events_of(db_factory, nas_id)[-1]
+        wait_for(lambda: len(hook.posts()) == 1)
         proc.send_signal(signal.SIGKILL)
         proc.wait(5)
         failures = node(db_factory, nas_id).failures
@@ -156,9 +158,13 @@ def test_conecta_monitor_killed_and_started_again_keeps_its_state(settings, db_f
         assert [e.id for e in events_of(db_factory, nas_id)][-1] == down.id
         host.up()
         wait_for(lambda: state_of(db_factory, nas_id) == "up", timeout=20)
+        wait_for(lambda: len(hook.posts()) == 2)
     finally:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=20)
+        hook.close()
+    # One alert for the outage (none again from the restarted monitor), one for the recovery.
+    assert [[e["kind"] for e in post["events"]] for post in hook.posts()] == [["down"], ["up"]]
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     with db_factory() as db:

@@ -17,7 +17,8 @@ PASSWORD = "correct horse battery staple"
 ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/sites/1", "/staff/nas", "/staff/people", "/staff/audit"]
 ANY_STAFF = ["/staff/", "/staff/policies", "/staff/faults", "/staff/reports", "/staff/reports/hours.svg",
              "/staff/reports/sites.svg", "/staff/reports/export.csv", "/staff/reports/export.xlsx",
-             "/staff/reports/export.json", "/staff/availability", "/staff/availability/export.csv"]
+             "/staff/reports/export.json", "/staff/availability", "/staff/availability/export.csv",
+             "/staff/alerts"]
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +60,9 @@ def test_roles_on_every_route(app, db_factory):
     assert pages <= set(ADMIN_ONLY + ANY_STAFF) | {"/staff/logout", "/staff/reports/export.1",   # export.csv…
                                                    "/staff/availability/export.1"}
     html = analyst.get("/staff/faults").get_data(as_text=True)
-    for rule in (r for r in rules if "POST" in r.methods and r.rule not in ("/staff/logout",)):
+    # Every staff member signs out and chooses the sites whose alerts they receive.
+    for rule in (r for r in rules if "POST" in r.methods and r.rule not in ("/staff/logout",
+                                                                           "/staff/alerts/subscriptions")):
         path = re.sub(r"<[^>]+>", "1", rule.rule)
         assert analyst.post(path, data={"csrf_token": csrf_token(html)}).status_code == 403, path
 

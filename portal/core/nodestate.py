@@ -28,7 +28,6 @@ class Node:
     last_ok_at: datetime | None = None
     latency_ms: float | None = None
     detail: str | None = None
-    notified: str | None = None
     period: str | None = None  # the state of the open history period (a failing NAS's is still up)
     new: bool = False          # no row yet
 
@@ -37,8 +36,9 @@ class Node:
         return {k: getattr(self, k) for k in COLUMNS}
 
 
+# What the monitor writes; `notified` belongs to the alerts (portal/core/alerts.py) and is never overwritten here.
 COLUMNS = ("nas_id", "state", "since", "failures", "first_failure_at", "last_probe_at", "last_ok_at", "latency_ms",
-           "detail", "notified", "period")
+           "detail", "period")
 
 
 @dataclass(frozen=True)

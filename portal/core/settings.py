@@ -54,6 +54,7 @@ class Settings:
     smtp_from: str = "conecta@localhost"
     smtp_starttls: bool = False
     alert_webhook_url: str | None = None
+    alert_webhook_chat_id: str | None = None    # Telegram's sendMessage needs it in the JSON body
     # Prometheus: the aggregate of every process's metrics on this address (port 0: off), and on the
     # portal's /metrics for loopback peers or a bearer token.
     metrics_host: str = "127.0.0.1"
@@ -80,6 +81,7 @@ _DEFAULTS = {
     "monitor_interval": "30", "monitor_confirmations": "3", "probe_timeout": "2", "alert_group_seconds": "60",
     "flap_changes": "4", "flap_window": "1800", "smtp_host": "", "smtp_port": "25", "smtp_user": "",
     "smtp_password": "", "smtp_from": "conecta@localhost", "smtp_starttls": "no", "alert_webhook_url": "",
+    "alert_webhook_chat_id": "",
     "metrics_host": "127.0.0.1", "metrics_port": "9464", "metrics_token": "",
 }
 # Numeric settings: (type, least, most).
@@ -178,7 +180,8 @@ def _monitoring(values: dict[str, str]) -> dict:
     token = values["metrics_token"]
     if token and len(token) < 16:
         raise SettingsError("CONECTA_METRICS_TOKEN must be at least 16 characters")
-    optional = {key: values[key] or None for key in ("smtp_host", "smtp_user", "smtp_password")}
+    optional = {key: values[key] or None for key in ("smtp_host", "smtp_user", "smtp_password",
+                                                     "alert_webhook_chat_id")}
     return {**numbers, **optional, "smtp_port": _port("smtp_port", values["smtp_port"]),
             "smtp_from": values["smtp_from"], "smtp_starttls": values["smtp_starttls"] == "yes",
             "alert_webhook_url": webhook or None, "metrics_host": values["metrics_host"],

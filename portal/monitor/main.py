@@ -5,17 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from functools import partial
 
+from sqlalchemy.orm import sessionmaker
+
+from portal.core import alerts
 from portal.core.db import engine_for, session_factory
 from portal.core.settings import Settings
+from portal.monitor.notify import Sender
 from portal.monitor.scheduler import Monitor
 
 log = logging.getLogger("conecta.monitor")
 
 
-def build(settings: Settings) -> Monitor:
-    """A Monitor on the configured database."""
-    return Monitor(settings, session_factory(engine_for(settings)))
+def build(settings: Settings, db_factory: sessionmaker | None = None,
+          holder: str | None = None) -> tuple[Monitor, Sender]:
+    """A Monitor that also turns confirmed changes into alerts, and the Sender that delivers them while
+    this monitor holds the lease."""
+    db_factory = db_factory or session_factory(engine_for(settings))
+    monitor = Monitor(settings, db_factory, holder=holder)
+    monitor.steps += [partial(alerts.notice_step, settings=settings), partial(alerts.batch_step, settings=settings)]
+    return monitor, Sender(settings, db_factory, lambda: monitor.epoch is not None)
 
 
 async def _serve(monitor: Monitor) -> None:
@@ -27,8 +37,12 @@ async def _serve(monitor: Monitor) -> None:
 
 def run(settings: Settings) -> None:
     """Probe until SIGTERM or SIGINT (standing by while another monitor holds the lease)."""
-    monitor = build(settings)
+    monitor, sender = build(settings)
     log.info("monitor %s started; interval %.1f s, down after %d failures", monitor.holder,
              settings.monitor_interval, settings.monitor_confirmations)
-    asyncio.run(_serve(monitor))
+    sender.start()
+    try:
+        asyncio.run(_serve(monitor))
+    finally:
+        sender.stop()
     log.info("monitor stopped")

@@ -225,7 +225,8 @@ class Monitor:
                 with self.db_factory() as db:
                     step(db, now)
             except Exception as exc:  # noqa: BLE001 - tried again after the next flush
-                log.warning("monitor step %s failed: %s", getattr(step, "__name__", "?"), type(exc).__name__)
+                log.warning("monitor step %s failed: %s", getattr(getattr(step, "func", step), "__name__", "?"),
+                            type(exc).__name__)
 
     async def _flush(self) -> None:
         drained = self.tracker.drain()

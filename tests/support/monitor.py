@@ -17,7 +17,7 @@ from portal.core import nodestore, probes, sites
 from portal.core.model import NodeEvent, NodeState, Site, utcnow
 from portal.core.nodestate import Tracker
 from portal.core.settings import Settings
-from portal.monitor.scheduler import Monitor
+from portal.monitor.main import build
 from tests.support.builders import SECRET
 
 CONECTA = Path(sys.executable).with_name("conecta")   # the installed command
@@ -30,10 +30,12 @@ def fast(settings: Settings, **more: object) -> Settings:
 
 
 class MonitorThread:
-    """A Monitor serving in a thread until stop()."""
+    """A Monitor (with its alert steps and sender, as `conecta monitor` builds it) serving in a thread
+    until stop()."""
 
     def __init__(self, settings: Settings, db_factory, holder: str | None = None) -> None:
-        self.monitor = Monitor(settings, db_factory, holder=holder)
+        self.monitor, self.sender = build(settings, db_factory, holder)
+        self.sender.backoff = (0.2, 0.2, 0.2)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.started = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -47,6 +49,7 @@ class MonitorThread:
 
     def start(self) -> MonitorThread:
         """Start serving; returns self."""
+        self.sender.start()
         self.thread.start()
         self.started.wait(5)
         return self
@@ -56,6 +59,7 @@ class MonitorThread:
         if self.loop is not None and self.thread.is_alive():
             self.loop.call_soon_threadsafe(self.monitor.stop)
         self.thread.join(15)
+        self.sender.stop()
         assert not self.thread.is_alive(), "the monitor did not stop"
 
 

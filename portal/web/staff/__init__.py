@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from portal.web.staff import access, board, health, manage, reports
+from portal.web.staff import access, alerts, board, health, manage, reports
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 bp.before_request(access.load_staff)
-for _part in (access, board, manage, reports, health):
+for _part in (access, board, manage, reports, health, alerts):
     bp.register_blueprint(_part.bp)

@@ -15,6 +15,7 @@ from portal.core.macs import normalize_mac, pseudonym
 from portal.core.model import SITE_KINDS, VENDORS, Device, Nas, Site, UsageDaily, User
 from portal.web.extensions import db, policies, settings
 from portal.web.staff.access import record, role
+from portal.web.staff.alerts import windows_of
 
 bp = Blueprint("manage", __name__)
 
@@ -77,7 +78,8 @@ def site_edit(site_id: int) -> tuple[str, int] | str | Response:
 def _site_page(site_id: int, error: str | None = None) -> tuple[str, int]:
     """The edit page of a site, 400 with the error after a refused change."""
     return render_template("staff/site.html", site=db.session.get(Site, site_id), kinds=SITE_KINDS,
-                           policies=sorted(policies()), error=error), 400 if error else 200
+                           policies=sorted(policies()), error=error, windows=windows_of(site_id)), \
+        400 if error else 200
 
 
 @bp.post("/sites/<int:site_id>/remove")
