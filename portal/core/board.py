@@ -105,3 +105,30 @@ def overview(db: DbSession, today: date) -> dict[str, int]:
                      .where(UsageDaily.day == today)).one()
     return {"online": online, "people_today": row[0] or 0, "sessions_today": int(row[1] or 0),
             "bytes_today": int(row[2] or 0)}
+
+
+@dataclass(frozen=True)
+class SiteStatus:
+    """A site as citizens see it on /estado: in service, a known fault since when, or unknown."""
+
+    name: str
+    state: str                      # ok | fault | unknown
+    since: datetime | None
+
+
+def public_status(db: DbSession) -> list[SiteStatus]:
+    """Every site: `fault` when one of its access points is confirmed down (since the earliest such
+    outage), `ok` when one answers, else `unknown` (no probe, or none yet). No NAS names, no addresses."""
+    found: dict[int, list[tuple[str, datetime]]] = {}
+    for site_id, state, since in db.execute(select(Nas.site_id, NodeState.state, NodeState.since)
+                                            .join(NodeState, NodeState.nas_id == Nas.id)):
+        found.setdefault(site_id, []).append((state, since))
+    out = []
+    for site_id, name in db.execute(select(Site.id, Site.name).order_by(Site.name)):
+        states = found.get(site_id, [])
+        down = [since for state, since in states if state == "down"]
+        if down:
+            out.append(SiteStatus(name, "fault", min(down)))
+        else:
+            out.append(SiteStatus(name, "ok" if any(s in ("up", "failing") for s, _ in states) else "unknown", None))
+    return sorted(out, key=lambda s: (s.state != "fault", s.name))
