@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from portal.core.macs import radius_mac
+from portal.core.metrics import m
 from portal.core.model import Disconnect, Nas, Session, utcnow
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class Disconnector:
             with self.db_factory.begin() as db:
                 row = db.get(Disconnect, record_id)
                 row.result, row.attempts, row.finished_at = result, attempts, utcnow()
+                m().disconnects.labels(result).inc()
             log.info("Disconnect-Request session %s on NAS %s (%s): %s after %d attempt(s)",
                      record.session_id, record.nas_id, record.reason, result, attempts)
         except Exception:  # noqa: BLE001 - a worker thread must log, never die silently

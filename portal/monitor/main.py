@@ -9,7 +9,7 @@ from functools import partial
 
 from sqlalchemy.orm import sessionmaker
 
-from portal.core import alerts
+from portal.core import alerts, metrics
 from portal.core.db import engine_for, session_factory
 from portal.core.settings import Settings
 from portal.monitor.notify import Sender
@@ -37,6 +37,8 @@ async def _serve(monitor: Monitor) -> None:
 
 def run(settings: Settings) -> None:
     """Probe until SIGTERM or SIGINT (standing by while another monitor holds the lease)."""
+    metrics.enable(settings)
+    metrics.serve(settings)
     monitor, sender = build(settings)
     log.info("monitor %s started; interval %.1f s, down after %d failures", monitor.holder,
              settings.monitor_interval, settings.monitor_confirmations)

@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import sessionmaker
 
+from portal.core.metrics import m
 from portal.core.model import Alert, utcnow
 from portal.core.settings import Settings
 
@@ -86,8 +87,10 @@ class Sender(threading.Thread):
         try:
             (self._email if alert.channel == "email" else self._webhook)(alert)
         except SendError as exc:
+            m().alerts.labels(alert.channel, "failed").inc()
             self._record_failure(alert, str(exc))
             return
+        m().alerts.labels(alert.channel, "sent").inc()
         with self.db_factory() as db:
             db.execute(update(Alert).where(Alert.id == alert.id).values(
                 status="sent", sent_at=utcnow(), attempts=alert.attempts + 1, last_error=None))

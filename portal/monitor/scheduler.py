@@ -20,6 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 from portal.core import nodestore
 from portal.core.errors import InputError
+from portal.core.metrics import m
 from portal.core.model import utcnow
 from portal.core.nodestate import Drained, Tracker
 from portal.core.nodestore import LeaseLostError, Target
@@ -215,7 +216,17 @@ class Monitor:
             detail = "probe error"
         if target.nas_id in self.targets:
             self.tracker.observe(target.nas_id, detail is None, at, latency, detail)
+            self._measure(target, spec, latency)
         self.on_result(target, detail is None, latency)
+
+    def _measure(self, target: Target, spec: ProbeSpec, latency: float | None) -> None:
+        """The NAS's up gauge and last round trip, and the probe counter."""
+        metrics = m()
+        metrics.probes.labels(spec.kind, "ok" if latency is not None else "failed").inc()
+        up = self.tracker.nodes[target.nas_id].state == "up"
+        metrics.nas_up.labels(target.name, str(target.site_id)).set(1 if up else 0)
+        if latency is not None:
+            metrics.probe_latency.labels(target.name).set(latency / 1000)
 
     def _write(self, drained: Drained, now: datetime) -> None:
         with self.db_factory() as db:

@@ -1,11 +1,17 @@
-"""/healthz (liveness with database and Redis checks) and /metrics (Prometheus text format)."""
+"""/healthz (liveness with database and Redis checks) and /metrics (Prometheus, multiprocess)."""
 
 from __future__ import annotations
 
+import hmac
+
 import redis
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 
+from portal.core import metrics as metrics_core
 from portal.core.model import Nas, Session
 from portal.web.extensions import db, redis_url, settings
 
@@ -35,10 +41,40 @@ def healthz() -> tuple[Response, int]:
 
 
 @bp.get("/metrics")
-def metrics() -> Response:
-    """Sessions open and NAS known, for Prometheus."""
+def metrics() -> Response | tuple[str, int]:
+    """Every process's metrics (prometheus_client, multiprocess) and the database's gauges, for a peer on
+    this machine (not through a proxy) or with `Authorization: Bearer CONECTA_METRICS_TOKEN`."""
+    if not _may_scrape():
+        return "forbidden\n", 403
+    body, content_type = metrics_core.exposition(_database_gauges())
+    return Response(body, content_type=content_type)
+
+
+def _may_scrape() -> bool:
+    token = settings().metrics_token
+    given = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return True
+    local = request.remote_addr in ("127.0.0.1", "::1")
+    return local and "X-Forwarded-For" not in request.headers and "Forwarded" not in request.headers
+
+
+def _database_gauges() -> CollectorRegistry:
+    """Sessions open and NAS registered, read from SQL at scrape time."""
     open_sessions = db.session.scalar(select(func.count()).select_from(Session).where(Session.is_open.is_(True)))
     nas = db.session.scalar(select(func.count()).select_from(Nas))
-    body = (f"# TYPE conecta_sessions_open gauge\nconecta_sessions_open {open_sessions}\n"
-            f"# TYPE conecta_nas gauge\nconecta_nas {nas}\n")
-    return Response(body, mimetype="text/plain; version=0.0.4")
+    found = CollectorRegistry()
+    found.register(_Fixed([GaugeMetricFamily("conecta_sessions_open", "Accounting sessions open", value=open_sessions),
+                           GaugeMetricFamily("conecta_nas", "NAS registered", value=nas)]))
+    return found
+
+
+class _Fixed(Collector):
+    """Metric families computed before the collection."""
+
+    def __init__(self, families: list) -> None:
+        self.families = families
+
+    def collect(self):  # noqa: ANN201 - prometheus_client's protocol
+        """The families."""
+        return iter(self.families)
