@@ -18,7 +18,7 @@ ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/sites/1", "/staff/nas",
 ANY_STAFF = ["/staff/", "/staff/policies", "/staff/faults", "/staff/reports", "/staff/reports/hours.svg",
              "/staff/reports/sites.svg", "/staff/reports/export.csv", "/staff/reports/export.xlsx",
              "/staff/reports/export.json", "/staff/availability", "/staff/availability/export.csv",
-             "/staff/alerts"]
+             "/staff/alerts", "/staff/map", "/staff/map.svg", "/staff/nodes/export.csv"]
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +58,7 @@ def test_roles_on_every_route(app, db_factory):
     rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/staff/") and r.endpoint != "staff.access.login"]
     pages = {re.sub(r"<[^>]+>", "1", r.rule) for r in rules if "GET" in r.methods}
     assert pages <= set(ADMIN_ONLY + ANY_STAFF) | {"/staff/logout", "/staff/reports/export.1",   # export.csv…
-                                                   "/staff/availability/export.1"}
+                                                   "/staff/availability/export.1", "/staff/nodes/export.1"}
     html = analyst.get("/staff/faults").get_data(as_text=True)
     # Every staff member signs out and chooses the sites whose alerts they receive.
     for rule in (r for r in rules if "POST" in r.methods and r.rule not in ("/staff/logout",

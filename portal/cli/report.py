@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from portal.core import availability, exports, reports
+from portal.core import availability, board, exports, reports
 from portal.core.model import utcnow
 
 
@@ -36,6 +36,23 @@ def register(main: click.Group) -> None:
             return
         body = {"table": exports.rows_table, "csv": exports.rows_csv}[fmt](rows, header) if fmt != "json" \
             else exports.to_json(rows)
+        _write_text(output, body)
+
+    @report.command("nodes")
+    @click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json", "xlsx"]))
+    @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="file (required for xlsx)")
+    @click.pass_obj
+    def nodes(c, fmt: str, output: Path | None) -> None:  # noqa: ANN001
+        """Every NAS with its probed state, last probe and packet, sessions now and open faults."""
+        interim_of = {name: p.interim_interval for name, p in c.policies.items()}
+        with c.db() as db:
+            found = board.node_board(db, None, interim_of, c.settings.node_down_after, utcnow())
+        rows = board.node_rows(found, c.settings.tz)
+        if fmt == "xlsx":
+            _write_xlsx(output, exports.rows_xlsx(rows, board.NODE_COLUMNS, "nodes"), len(rows))
+            return
+        body = exports.to_json(rows) if fmt == "json" else \
+            {"table": exports.rows_table, "csv": exports.rows_csv}[fmt](rows, board.NODE_COLUMNS)
         _write_text(output, body)
 
     @report.command("usage")

@@ -7,7 +7,8 @@ traffic is shown beside it and is no verdict: an access point with nobody connec
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import redis
 from sqlalchemy import func, select
@@ -132,3 +133,41 @@ def public_status(db: DbSession) -> list[SiteStatus]:
         else:
             out.append(SiteStatus(name, "ok" if any(s in ("up", "failing") for s, _ in states) else "unknown", None))
     return sorted(out, key=lambda s: (s.state != "fault", s.name))
+
+
+NODE_COLUMNS = ["site", "nas", "state", "since", "last_probe", "latency_ms", "probe", "detail", "last_radius_packet",
+                "sessions_now", "open_faults"]
+
+
+def node_rows(nodes: list[Node], tz: ZoneInfo) -> list[dict]:
+    """The board as rows for CSV, XLSX and JSON: state codes, times local to `tz`."""
+    def local(when: datetime | None) -> str | None:
+        return when.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M") if when else None
+    return [{"site": n.site, "nas": n.name, "state": n.state, "since": local(n.state_since),
+             "last_probe": local(n.last_probe), "latency_ms": None if n.latency_ms is None else round(n.latency_ms, 1),
+             "probe": n.probe, "detail": n.detail, "last_radius_packet": local(n.last_seen),
+             "sessions_now": n.sessions_now, "open_faults": n.open_faults} for n in nodes]
+
+
+@dataclass(frozen=True)
+class SitePoint:
+    """A site on the map."""
+
+    name: str
+    state: str                      # ok | fault | unknown, as on /estado
+    since: datetime | None
+    lat: float | None
+    lon: float | None
+
+    @property
+    def osm(self) -> str | None:
+        """A link to the place on OpenStreetMap (none without a location)."""
+        if self.lat is None or self.lon is None:
+            return None
+        return f"https://www.openstreetmap.org/?mlat={self.lat:.6f}&mlon={self.lon:.6f}#map=17/{self.lat:.6f}/{self.lon:.6f}"
+
+
+def site_points(db: DbSession) -> list[SitePoint]:
+    """Every site with its state and location (lat/lon may be missing)."""
+    where = {name: (lat, lon) for name, lat, lon in db.execute(select(Site.name, Site.lat, Site.lon))}
+    return [SitePoint(s.name, s.state, s.since, *where.get(s.name, (None, None))) for s in public_status(db)]

@@ -1,15 +1,18 @@
 """Node health in the console: availability by site, NAS, day or month, with the latest outages and
-exports (one query layer with `conecta report availability` and the API)."""
+exports (one query layer with `conecta report availability` and the API); the node list as CSV, XLSX
+or JSON; and the sites on a map drawn on the server, with links to OpenStreetMap."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import pygal
 from flask import Blueprint, Response, abort, render_template, request
+from pygal.style import Style
 
-from portal.core import availability, exports, reports
+from portal.core import availability, board, exports, reports
 from portal.core.errors import InputError
-from portal.web.extensions import db, now, settings
+from portal.web.extensions import db, now, policies, redis_client, settings
 from portal.web.filters import local_today
 from portal.web.staff.access import role
 
@@ -56,15 +59,54 @@ def availability_page() -> str:
 def availability_export(fmt: str) -> Response:
     """The same rows as CSV, XLSX or JSON."""
     start, end, by, rows = availability_rows()
-    columns = [*by, *availability.FIGURES]
-    name = f"conecta-disponibilidad-{start}-{end}"
+    return _download(rows, [*by, *availability.FIGURES], fmt, "availability", f"conecta-disponibilidad-{start}-{end}")
+
+
+@bp.get("/nodes/export.<fmt>")
+@role("admin", "analyst")
+def nodes_export(fmt: str) -> Response:
+    """The node board (every NAS with its state) as CSV, XLSX or JSON."""
+    interim_of = {name: p.interim_interval for name, p in policies().items()}
+    nodes = board.node_board(db.session, redis_client(), interim_of, settings().node_down_after, naive_now())
+    stamp = now().astimezone(settings().tz).strftime("%Y-%m-%d-%H%M")
+    return _download(board.node_rows(nodes, settings().tz), board.NODE_COLUMNS, fmt, "nodes",
+                     f"conecta-nodos-{stamp}")
+
+
+def _download(rows: list[dict], columns: list[str], fmt: str, sheet: str, name: str) -> Response:
     if fmt == "csv":
         body, mimetype = exports.rows_csv(rows, columns), "text/csv; charset=utf-8"
     elif fmt == "xlsx":
-        body = exports.rows_xlsx(rows, columns, "availability")
+        body = exports.rows_xlsx(rows, columns, sheet)
         mimetype = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     elif fmt == "json":
         body, mimetype = exports.to_json(rows), "application/json"
     else:
         abort(404)
     return Response(body, mimetype=mimetype, headers={"Content-Disposition": f"attachment; filename={name}.{fmt}"})
+
+
+@bp.get("/map")
+@role("admin", "analyst")
+def map_page() -> str:
+    """The sites on a map drawn on the server, each with a link to OpenStreetMap."""
+    return render_template("staff/map.html", points=board.site_points(db.session))
+
+
+MAP_STATES = (("fault", "falla conocida", "#a4161a"), ("ok", "en servicio", "#1e6b2e"),
+              ("unknown", "sin información", "#777777"))
+
+
+@bp.get("/map.svg")
+@role("admin", "analyst")
+def map_svg() -> Response:
+    """Sites by longitude and latitude, coloured by state; names printed (an image: no script)."""
+    points = [p for p in board.site_points(db.session) if p.osm]
+    style = Style(colors=tuple(color for _s, _l, color in MAP_STATES), background="white", plot_background="#f4f7f4")
+    chart = pygal.XY(js=[], stroke=False, style=style, width=720, height=520, dots_size=7, print_labels=True,
+                     title="Sitios", x_title="longitud", y_title="latitud", show_x_guides=True)
+    for state, label, _color in MAP_STATES:
+        chart.add(label, [{"value": (p.lon, p.lat), "label": p.name} for p in points if p.state == state])
+    response = Response(chart.render(is_unicode=True), mimetype="image/svg+xml")
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return response
