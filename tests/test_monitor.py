@@ -8,11 +8,14 @@ import os
 import signal
 import subprocess
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
 
-from portal.core.model import MonitorStatus, NodeEvent
+from portal.core.db import make_engine, session_factory
+from portal.core.model import MonitorStatus, NodeEvent, utcnow
 from portal.core.settings import settings_env
 from tests.support.httpreceiver import Receiver
 from tests.support.monitor import (
@@ -26,6 +29,7 @@ from tests.support.monitor import (
     wait_for,
 )
 from tests.support.netns import TestHost, netns_unavailable
+from tests.support.tcpproxy import TcpProxy
 
 
 @pytest.fixture()
@@ -171,3 +175,30 @@ def test_conecta_monitor_killed_and_started_again_keeps_its_state(settings, db_f
         rows = db.execute(select(NodeEvent.state, NodeEvent.ended_at).where(NodeEvent.nas_id == nas_id)
                           .order_by(NodeEvent.id)).all()
     assert [(s, end is None) for s, end in rows] == [("up", False), ("down", False), ("up", True)]
+
+
+@pytest.mark.skipif(not os.environ.get("CONECTA_TEST_DATABASE_URL"), reason="needs PostgreSQL over TCP")
+def test_the_database_away_loses_no_change(settings, db_factory, policies, hosts):
+    """While the database is unreachable the monitor keeps probing; the outage it saw meanwhile is
+    written, from its first failed probe, once the database is back."""
+    url = make_url(settings.database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    engine = make_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    host = hosts()
+    nas_id = add_probed_nas(db_factory, policies, "ap-1", host.ip)
+    monitor = MonitorThread(fast(settings), session_factory(engine)).start()
+    try:
+        wait_for(lambda: state_of(db_factory, nas_id) == "up")
+        proxy.cut()
+        cut_at = utcnow()
+        host.down()
+        time.sleep(3)                                        # confirmed down while nothing can be written
+        assert state_of(db_factory, nas_id) == "up"
+        proxy.restore()
+        wait_for(lambda: state_of(db_factory, nas_id) == "down", timeout=20)
+    finally:
+        monitor.stop()
+        proxy.cut()
+        engine.dispose()
+    up, down = events_of(db_factory, nas_id)
+    assert up.ended_at == down.started_at and cut_at <= down.started_at <= cut_at + timedelta(seconds=2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select
@@ -14,7 +15,7 @@ from portal.core.errors import InputError
 from portal.core.model import AuditEntry, Nas, Session, utcnow
 from portal.core.probes import ProbeSpec, parse_probe
 from portal.core.settings import settings_env
-from tests.support.monitor import CONECTA, MonitorThread, add_probed_nas, fast, state_of, wait_for
+from tests.support.monitor import CONECTA, History, MonitorThread, add_probed_nas, fast, state_of, wait_for
 from tests.support.netns import TestHost, netns_unavailable
 from tests.support.web import csrf_token, page, signed_in
 
@@ -119,3 +120,14 @@ def test_the_board_tells_the_truth(app, db_factory, policies, settings):
     assert '<meta http-equiv="refresh" content="30">' in html
     assert "El monitor no está sondeando" not in html and "no echo reply" in html
     assert "En servicio: 2 · sin respuesta: 0 · caídos: 1 · sin sondeo: 1" in html
+
+
+def test_failures_not_yet_confirmed_read_sin_respuesta(app, db_factory, policies):
+    nas_id = add_probed_nas(db_factory, policies, "ap-dudoso", NAS_IP)
+    h = History(db_factory, confirmations=3)
+    h.tracker.add(nas_id, 1, "ap-dudoso", True, datetime(2026, 11, 25, 23, 0))
+    h.tracker.observe(nas_id, True, datetime(2026, 11, 25, 23, 0))
+    h.tracker.observe(nas_id, False, datetime(2026, 11, 25, 23, 1), detail="no echo reply")
+    h.save(datetime(2026, 11, 25, 23, 1))
+    html = page(signed_in(app, db_factory).get("/staff/"))
+    assert _state_cells(html) == [("ap-dudoso", "sin respuesta (1 de 3 sondeos fallidos)")]

@@ -1,4 +1,5 @@
-"""`conecta report usage`: the same query layer as the console and the API, in the terminal."""
+"""`conecta report usage|availability|nodes`: the same query layers as the console and the API, in the
+terminal."""
 
 from __future__ import annotations
 
@@ -17,43 +18,8 @@ def register(main: click.Group) -> None:
     def report() -> None:
         """Usage statistics (codes are language-neutral; small cells suppressed)."""
 
-    @report.command("availability")
-    @click.option("--from", "start", required=True, help="first local day, 2026-11-01")
-    @click.option("--to", "end", required=True, help="last local day (inclusive)")
-    @click.option("--by", default="site", show_default=True, help="comma-separated: site,nas,day|month")
-    @click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json", "xlsx"]))
-    @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="file (required for xlsx)")
-    @click.pass_obj
-    def availability_(c, start: str, end: str, by: str, fmt: str, output: Path | None) -> None:  # noqa: ANN001
-        """Availability %, up and down seconds, downtime minutes and outages, from the monitor's history."""
-        columns = availability.parse_by(by)
-        first, last = reports.parse_day(start, "--from"), reports.parse_day(end, "--to")
-        with c.db() as db:
-            rows = availability.availability(db, first, last, columns, c.settings.tz, utcnow())
-        header = [*columns, *availability.FIGURES]
-        if fmt == "xlsx":
-            _write_xlsx(output, exports.rows_xlsx(rows, header, "availability"), len(rows))
-            return
-        body = {"table": exports.rows_table, "csv": exports.rows_csv}[fmt](rows, header) if fmt != "json" \
-            else exports.to_json(rows)
-        _write_text(output, body)
-
-    @report.command("nodes")
-    @click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json", "xlsx"]))
-    @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="file (required for xlsx)")
-    @click.pass_obj
-    def nodes(c, fmt: str, output: Path | None) -> None:  # noqa: ANN001
-        """Every NAS with its probed state, last probe and packet, sessions now and open faults."""
-        interim_of = {name: p.interim_interval for name, p in c.policies.items()}
-        with c.db() as db:
-            found = board.node_board(db, None, interim_of, c.settings.node_down_after, utcnow())
-        rows = board.node_rows(found, c.settings.tz)
-        if fmt == "xlsx":
-            _write_xlsx(output, exports.rows_xlsx(rows, board.NODE_COLUMNS, "nodes"), len(rows))
-            return
-        body = exports.to_json(rows) if fmt == "json" else \
-            {"table": exports.rows_table, "csv": exports.rows_csv}[fmt](rows, board.NODE_COLUMNS)
-        _write_text(output, body)
+    _add_availability(report)
+    _add_nodes(report)
 
     @report.command("usage")
     @click.option("--from", "start", required=True, help="first local day, 2026-11-01")
@@ -97,3 +63,43 @@ def _write_text(output: Path | None, body: str) -> None:
         output.write_text(body, encoding="utf-8")
     else:
         sys.stdout.write(body)
+
+
+def _add_availability(report: click.Group) -> None:
+    @report.command("availability")
+    @click.option("--from", "start", required=True, help="first local day, 2026-11-01")
+    @click.option("--to", "end", required=True, help="last local day (inclusive)")
+    @click.option("--by", default="site", show_default=True, help="comma-separated: site,nas,day|month")
+    @click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json", "xlsx"]))
+    @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="file (required for xlsx)")
+    @click.pass_obj
+    def availability_(c, start: str, end: str, by: str, fmt: str, output: Path | None) -> None:  # noqa: ANN001
+        """Availability %, up and down seconds, downtime minutes and outages, from the monitor's history."""
+        columns = availability.parse_by(by)
+        first, last = reports.parse_day(start, "--from"), reports.parse_day(end, "--to")
+        with c.db() as db:
+            rows = availability.availability(db, first, last, columns, c.settings.tz, utcnow())
+        _emit(rows, [*columns, *availability.FIGURES], fmt, output, "availability")
+
+
+def _add_nodes(report: click.Group) -> None:
+    @report.command("nodes")
+    @click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json", "xlsx"]))
+    @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="file (required for xlsx)")
+    @click.pass_obj
+    def nodes(c, fmt: str, output: Path | None) -> None:  # noqa: ANN001
+        """Every NAS with its probed state, last probe and packet, sessions now and open faults."""
+        interim_of = {name: p.interim_interval for name, p in c.policies.items()}
+        with c.db() as db:
+            found = board.node_board(db, None, interim_of, c.settings.node_down_after, utcnow())
+        _emit(board.node_rows(found, c.settings.tz), board.NODE_COLUMNS, fmt, output, "nodes")
+
+
+def _emit(rows: list[dict], header: list[str], fmt: str, output: Path | None, sheet: str) -> None:
+    """Rows as a table, CSV, JSON or XLSX, to the terminal or `output`."""
+    if fmt == "xlsx":
+        _write_xlsx(output, exports.rows_xlsx(rows, header, sheet), len(rows))
+    elif fmt == "json":
+        _write_text(output, exports.to_json(rows))
+    else:
+        _write_text(output, {"table": exports.rows_table, "csv": exports.rows_csv}[fmt](rows, header))
