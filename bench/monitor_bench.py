@@ -109,6 +109,10 @@ def wait(check, timeout: float, every: float = 0.5) -> float | None:
     return None
 
 
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nas", type=int, default=2000)
@@ -132,7 +136,7 @@ def main() -> None:
     result: dict = {"nas": args.nas, "interval_s": INTERVAL, "confirmations": CONFIRMATIONS,
                     "probe_timeout_s": TIMEOUT, "database": url.split(":")[0], "bound_s": INTERVAL * CONFIRMATIONS + 5}
     try:
-        result["warmup_s"] = wait(lambda: states(db_factory).get("up", 0) == args.nas, INTERVAL * 3)
+        result["warmup_s"] = _round(wait(lambda: states(db_factory).get("up", 0) == args.nas, INTERVAL * 3))
         load_before = os.getloadavg()
         start_cpu, start = cpu_seconds(monitor.pid), time.monotonic()
         time.sleep(args.cpu_seconds)
@@ -140,10 +144,10 @@ def main() -> None:
         result["cpu_percent_of_one_core"] = round(100 * used / took, 2)
         result["states_during_cpu_window"] = states(db_factory)
         ip("-n", NS, "link", "set", FAR, "down")
-        result["detection_s"] = wait(lambda: states(db_factory, outage).get("down", 0) == OUTAGE,
-                                     result["bound_s"] + 30)
+        result["detection_s"] = _round(wait(lambda: states(db_factory, outage).get("down", 0) == OUTAGE,
+                                            result["bound_s"] + 30))
         ip("-n", NS, "link", "set", FAR, "up")
-        result["recovery_s"] = wait(lambda: states(db_factory, outage).get("up", 0) == OUTAGE, INTERVAL * 3)
+        result["recovery_s"] = _round(wait(lambda: states(db_factory, outage).get("up", 0) == OUTAGE, INTERVAL * 3))
         result["machine"] = {"cpus": os.cpu_count(), "load_before": [round(v, 2) for v in load_before],
                              "load_after": [round(v, 2) for v in os.getloadavg()], "kernel": platform.release(),
                              "python": platform.python_version(), "root": os.geteuid() == 0}
