@@ -225,4 +225,5 @@ def parse_accounting(pkt: Packet, nas: NasInfo, tz: ZoneInfo, now_utc: datetime)
         terminate_cause=CAUSES.get(cause, str(cause)) if cause >= 0 else None,
         event_time=event_time.replace(tzinfo=None),
         local_day=event_time.astimezone(tz).date(), delay=delay,
+        start_key=pkt.authenticator.hex() if status == "start" else "",
     )
