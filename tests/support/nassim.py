@@ -3,7 +3,8 @@
 Each is a small HTTP server on 127.0.0.1 (ephemeral port) that behaves towards the browser the way
 the real access point does (captive redirect with its own parameters, the login hand-off back) and
 towards Conecta the way the real one does (Access-Request and accounting over UDP to the real
-`conecta radius`, with Message-Authenticator and the Class of the Accept echoed in accounting).
+`conecta radius`, with Message-Authenticator and the Class of the Accept echoed in accounting; an
+RFC 5176 port, `coa_port`, that obeys CoA-Request and Disconnect-Request as the real NAS does).
 
 The browser always connects from 127.0.0.1, so a simulator serves one client at a time: the MAC it
 reports is `sim.mac` (change it to play a second device).
@@ -23,6 +24,7 @@ from pyrad import packet
 from pyrad.client import Client, Timeout
 
 from tests.support.builders import SECRET
+from tests.support.simcoa import Answer, CoaListener
 
 COOVA_UAM_SECRET = "uam-secret-for-tests-4567"
 COOVA_NAS = "ap-coova"
@@ -42,6 +44,8 @@ class SimSession:
     seconds: int = 0
     bytes_in: int = 0     # from the client (upload)
     bytes_out: int = 0    # to the client (download)
+    rate_down: int | None = None   # bit/s the access point lets the client have now
+    rate_up: int | None = None
 
 
 @dataclass
@@ -133,6 +137,7 @@ class SimNas:
         self.sessions: dict[str, SimSession] = {}
         self.requests: list[str] = []              # every path the browser asked for
         self._session_counter = 0
+        self.coa = CoaListener(radius_source, secret.encode(), dictionary, self.dynamic_authorization)
         handler = type("Handler", (_Handler,), {"sim": self})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
@@ -153,11 +158,34 @@ class SimNas:
         """A page on "the Internet" behind this access point: captive until the client logs in."""
         return self.base + path
 
+    @property
+    def coa_port(self) -> int:
+        """The UDP port of this access point's RFC 5176 listener (register it as the NAS's CoA port)."""
+        return self.coa.port
+
     def close(self) -> None:
-        """Stop serving and close the RADIUS socket."""
+        """Stop serving and close the RADIUS and CoA sockets."""
         self.httpd.shutdown()
         self.httpd.server_close()
         self.radius._CloseSocket()
+        self.coa.close()
+
+    # -- RFC 5176 -----------------------------------------------------------------------------
+    def dynamic_authorization(self, req: packet.Packet) -> Answer | None:
+        """Answer an authentic CoA- or Disconnect-Request (subclasses: as their NAS does)."""
+        raise NotImplementedError
+
+    def find(self, req: packet.Packet) -> list[SimSession]:
+        """The sessions a request names: by User-Name, and by Acct-Session-Id when it has one."""
+        user = req["User-Name"][0] if "User-Name" in req else None
+        sid = req["Acct-Session-Id"][0] if "Acct-Session-Id" in req else None
+        return [s for s in list(self.sessions.values())
+                if s.username == user and (sid is None or s.session_id.lower() == sid.lower())]
+
+    def end(self, session: SimSession) -> None:
+        """End a session on the NAS's own initiative (a Disconnect-Request): Stop, Admin-Reset."""
+        self.account("Stop", mac=session.mac, seconds=session.seconds, bytes_in=session.bytes_in,
+                     bytes_out=session.bytes_out, cause="Admin-Reset")
 
     # -- RADIUS -------------------------------------------------------------------------------
     def _send(self, pkt: packet.Packet) -> packet.Packet | None:
@@ -189,7 +217,7 @@ class SimNas:
             self._session_counter += 1
             sid = f"{os.getpid() & 0xffff:04x}{self._session_counter:08x}"
             klass = reply["Class"][0] if "Class" in reply else None
-            self.sessions[mac] = SimSession(mac, username, sid, klass, self.client_ip, reply)
+            self.sessions[mac] = SimSession(mac, username, sid, klass, self.client_ip, reply, *self.rates(reply))
         return result
 
     def account(self, status: str, mac: str | None = None, seconds: int = 0, bytes_in: int = 0,
@@ -222,6 +250,10 @@ class SimNas:
             self.sessions.pop(session.mac, None)
         return code
 
+    def rates(self, pkt: packet.Packet) -> tuple[int | None, int | None]:
+        """(down, up) in bit/s from the bandwidth attributes of an Accept or a CoA-Request."""
+        raise NotImplementedError
+
     def accepted(self) -> list[AuthResult]:
         """The Access-Accepts so far."""
         return [a for a in self.auth_log if a.accepted]
@@ -248,6 +280,30 @@ class CoovaSim(SimNas):
         self.called = called
         self.challenges: dict[str, bytes] = {}
         self.logons: list[str] = []   # every /logon URL the browser brought, in order
+
+    def rates(self, pkt: packet.Packet) -> tuple[int | None, int | None]:
+        """ChilliSpot-Bandwidth-Max-Down/-Up in kbit/s, else WISPr-Bandwidth-Max-Down/-Up in bit/s."""
+        def rate(chilli: str, wispr: str) -> int | None:
+            if chilli in pkt:
+                return pkt[chilli][0] * 1000
+            return pkt[wispr][0] if wispr in pkt else None
+        return (rate("ChilliSpot-Bandwidth-Max-Down", "WISPr-Bandwidth-Max-Down"),
+                rate("ChilliSpot-Bandwidth-Max-Up", "WISPr-Bandwidth-Max-Up"))
+
+    def dynamic_authorization(self, req: packet.Packet) -> Answer | None:
+        """As chilli's cb_radius_coa_ind: User-Name required (else dropped), the session found by it and
+        Acct-Session-Id; a CoA applies the bandwidth attributes, a Disconnect ends the session; ACK
+        when found, NAK (without Error-Cause) when not; replies carry no Message-Authenticator."""
+        if "User-Name" not in req:
+            return None
+        found = self.find(req)
+        for session in found:
+            if req.code == packet.CoARequest:
+                down, up = self.rates(req)
+                session.rate_down, session.rate_up = down or session.rate_down, up or session.rate_up
+            else:
+                self.end(session)
+        return Answer(bool(found), sign=False)
 
     def portal_redirect(self, res: str, userurl: str, extra: list[tuple[str, str]] | None = None,
                         secret: str | None = None) -> str:
@@ -321,6 +377,32 @@ class MikrotikSim(SimNas):
         self.chap: dict[str, tuple[bytes, bytes]] = {}
         self.posts: list[dict[str, str]] = []
 
+    def rates(self, pkt: packet.Packet) -> tuple[int | None, int | None]:
+        """Mikrotik-Rate-Limit "rx/tx" as the router sees it: rx is the client's upload, tx its download."""
+        if "Mikrotik-Rate-Limit" not in pkt:
+            return None, None
+        rx, tx = (int(part.removesuffix("k")) * 1000 for part in pkt["Mikrotik-Rate-Limit"][0].split("/"))
+        return tx, rx
+
+    def dynamic_authorization(self, req: packet.Packet) -> Answer | None:
+        """As RouterOS's `/radius incoming`: User-Name required (NAK 402 Missing-Attribute), an unknown
+        session is NAK 503 Session-Context-Not-Found, a bad Rate-Limit NAK 407 Invalid-Attribute-Value;
+        a CoA changes the session's rate, a Disconnect ends it; replies are signed."""
+        if "User-Name" not in req:
+            return Answer(False, {"Error-Cause": 402})
+        found = self.find(req)
+        if not found:
+            return Answer(False, {"Error-Cause": 503})
+        for session in found:
+            if req.code == packet.DisconnectRequest:
+                self.end(session)
+                continue
+            try:
+                session.rate_down, session.rate_up = self.rates(req)
+            except ValueError:
+                return Answer(False, {"Error-Cause": 407})
+        return Answer(True)
+
     def login_redirect(self, dst: str, error: str = "") -> str:
         """What the router's login.html forwards to the external portal (a fresh CHAP id and challenge)."""
         chap_id, challenge = os.urandom(1), os.urandom(16)
@@ -388,3 +470,13 @@ def register_sim_nas(db_factory, policies, communities: str = "Centro\nSan José
         db.commit()
         assert db.get(Site, site.id).communities
         return {"coova": coova.id, "mikrotik": mikrotik.id}
+
+
+def use_coa_port(db_factory, sim: SimNas, nas_name: str) -> SimNas:
+    """Register the simulator's RFC 5176 port as the CoA port of its NAS; return the simulator."""
+    from sqlalchemy import update
+
+    from portal.core.model import Nas
+    with db_factory.begin() as db:
+        db.execute(update(Nas).where(Nas.name == nas_name).values(coa_port=sim.coa_port))
+    return sim
