@@ -13,10 +13,9 @@ from sqlalchemy import select, update
 from portal.core import accounting
 from portal.core.model import CoaRequest, Disconnect, Session, UsageDaily
 from portal.core.model import Nas as NasRow
-from tests.support.builders import SECRET, add_site_and_nas, add_user, settle
+from tests.support.builders import SECRET, add_site_and_nas, settle
 from tests.support.coanas import FakeCoaNas
-from tests.support.radiusclient import Nas
-from tests.support.slowlane import finished, integer, outcomes, read_request, serving, wait_rows
+from tests.support.slowlane import finished, integer, outcomes, read_request, serving, spend_the_day, wait_rows
 
 GB = 10**9
 MAC = "AA-BB-CC-00-00-01"
@@ -36,18 +35,6 @@ def fake_nas(db_factory, nas_id, dictionary, radius_server):
     yield make
     for coa in made:
         coa.close()
-
-
-def spend_the_day(radius_server, dictionary, db_factory, policies, down: int = 1_100_000_000) -> tuple[Nas, object]:
-    """Ana logs in at the park, starts a session and an interim shows more than her gigabyte of the day."""
-    add_user(db_factory, policies, "ana", "anapass123", gender="female", age_band="18-29")
-    nas = Nas(radius_server, dictionary)
-    reply = nas.auth("ana", "anapass123")
-    assert reply.code == packet.AccessAccept and "Reply-Message" not in reply
-    nas.acct("Start", "s1", "ana", reply=reply, Framed_IP_Address="10.1.0.7")
-    nas.acct("Interim-Update", "s1", "ana", seconds=600, bytes_in=10_000_000, bytes_out=down, reply=reply)
-    settle(radius_server)
-    return nas, reply
 
 
 def session_row(db_factory) -> Session:

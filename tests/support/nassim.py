@@ -217,7 +217,9 @@ class SimNas:
             self._session_counter += 1
             sid = f"{os.getpid() & 0xffff:04x}{self._session_counter:08x}"
             klass = reply["Class"][0] if "Class" in reply else None
-            self.sessions[mac] = SimSession(mac, username, sid, klass, self.client_ip, reply, *self.rates(reply))
+            down, up = self.rates(reply)
+            self.sessions[mac] = SimSession(mac, username, sid, klass, self.client_ip, reply,
+                                            rate_down=down, rate_up=up)
         return result
 
     def account(self, status: str, mac: str | None = None, seconds: int = 0, bytes_in: int = 0,
@@ -376,6 +378,7 @@ class MikrotikSim(SimNas):
         super().__init__(*args, **kwargs)
         self.chap: dict[str, tuple[bytes, bytes]] = {}
         self.posts: list[dict[str, str]] = []
+        self.refuse_coa: int | None = None   # a router that takes no rate change: NAK with this Error-Cause
 
     def rates(self, pkt: packet.Packet) -> tuple[int | None, int | None]:
         """Mikrotik-Rate-Limit "rx/tx" as the router sees it: rx is the client's upload, tx its download."""
@@ -393,6 +396,8 @@ class MikrotikSim(SimNas):
         found = self.find(req)
         if not found:
             return Answer(False, {"Error-Cause": 503})
+        if req.code == packet.CoARequest and self.refuse_coa is not None:
+            return Answer(False, {"Error-Cause": self.refuse_coa})
         for session in found:
             if req.code == packet.DisconnectRequest:
                 self.end(session)

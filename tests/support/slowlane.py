@@ -11,10 +11,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from pyrad import packet
 from sqlalchemy import select
 
 from portal.core.model import CoaRequest, Disconnect
 from radius.server import RadiusServer
+from tests.support.builders import add_user, settle
+from tests.support.radiusclient import Nas
 
 FAST = (0.3, 0.3)     # two tries, 0.3 s apart: "silence" is over in 0.6 s
 
@@ -51,9 +54,10 @@ def finished(rows: list) -> bool:
     return bool(rows) and all(r.result != "pending" for r in rows)
 
 
-def outcomes(db_factory, timeout: float = 10.0) -> tuple[list[CoaRequest], list[Disconnect]]:
-    """The CoA-Requests once all are finished, and the Disconnect-Requests they fell back to, finished."""
-    coas = wait_rows(db_factory, CoaRequest, finished, timeout)
+def outcomes(db_factory, count: int = 1, timeout: float = 10.0) -> tuple[list[CoaRequest], list[Disconnect]]:
+    """The CoA-Requests once there are `count` and all are finished, and the Disconnect-Requests they
+    fell back to, finished."""
+    coas = wait_rows(db_factory, CoaRequest, lambda rows: len(rows) >= count and finished(rows), timeout)
     wanted = sum(c.disconnect_id is not None for c in coas)
     cuts = wait_rows(db_factory, Disconnect, lambda rows: len(rows) >= wanted and all(
         r.result != "pending" for r in rows), timeout)
@@ -93,3 +97,15 @@ def read_request(raw: bytes, secret: bytes) -> tuple[int, list[tuple[object, byt
 def integer(value: bytes) -> int:
     """A 32-bit RADIUS integer."""
     return struct.unpack("!I", value)[0]
+
+
+def spend_the_day(radius_server, dictionary, db_factory, policies, down: int = 1_100_000_000) -> tuple[Nas, object]:
+    """Ana logs in at the park, starts a session and an interim shows more than her gigabyte of the day."""
+    add_user(db_factory, policies, "ana", "anapass123", gender="female", age_band="18-29")
+    nas = Nas(radius_server, dictionary)
+    reply = nas.auth("ana", "anapass123")
+    assert reply.code == packet.AccessAccept and "Reply-Message" not in reply
+    nas.acct("Start", "s1", "ana", reply=reply, Framed_IP_Address="10.1.0.7")
+    nas.acct("Interim-Update", "s1", "ana", seconds=600, bytes_in=10_000_000, bytes_out=down, reply=reply)
+    settle(radius_server)
+    return nas, reply
