@@ -100,11 +100,21 @@ class SlowLane:
         self.disconnector.stop()
 
     def _slow_person(self, user_id: int, counter: str, policy: Policy) -> None:
-        for record_id in self._record(user_id, "slow", counter):
+        try:
+            records = self._record(user_id, "slow", counter)
+        except Exception as exc:  # noqa: BLE001 - the next interim asks again
+            log.warning("slow lane: sessions not chosen (%s); the next interim tries again", type(exc).__name__)
+            return
+        for record_id in records:
             self._send(record_id, policy)
 
     def _restore_sessions(self, session_ids: list[int], policy: Policy) -> None:
-        for record_id in self._record(None, "restore", "reset", session_ids):
+        try:
+            records = self._record(None, "restore", "reset", session_ids)
+        except Exception as exc:  # noqa: BLE001 - the next sweep asks again
+            log.warning("slow lane: sessions to restore not chosen (%s)", type(exc).__name__)
+            return
+        for record_id in records:
             self._send(record_id, policy)
 
     def _record(self, user_id: int | None, action: str, reason: str, among: list[int] | None = None) -> list[int]:

@@ -263,3 +263,5 @@ def test_the_slow_lane_on_the_sessions_page_and_in_the_reports(client, db_factor
     api = client.get(f"/api/v1/reports?{query.replace('min_cell=1', 'min_cell=5')}&figures=slow-lane").get_json()
     assert api[0]["suppressed"] is True and api[0]["users"] is None and api[0]["bytes"] is None
     assert client.get(f"/api/v1/reports?{query}&figures=everything").status_code == 400
+    policies_page = client.get("/staff/policies").get_data(as_text=True)
+    assert "velocidad reducida a 256 / 128 kbit/s (daily_data, monthly_data)" in policies_page
