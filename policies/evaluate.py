@@ -192,13 +192,9 @@ def evaluate(policy: Policy, usage: Usage, now: datetime, lang: str = "es") -> D
 
 def spent(policy: Policy, usage: Usage) -> Counter | None:
     """The first day/month counter that `usage` has used up, for mid-session enforcement: one that
-    ends the session comes before one that only slows it down (see `throttles`)."""
+    ends the session comes before one that only slows it down (AfterQuota.throttles)."""
     caps = {c: getattr(policy.limits, c.limit) for c in COUNTERS}
     used_up = [c for c, cap in caps.items() if cap is not None and getattr(usage, c.used) >= cap]
     ending = [c for c in used_up if not policy.after_quota.throttles(c.name)]
     return (ending or used_up or [None])[0]
 
-
-def throttles(policy: Policy, counter: Counter) -> bool:
-    """True when a spent `counter` puts the person in the slow lane rather than ending the session."""
-    return policy.after_quota.throttles(counter.name)

@@ -126,10 +126,17 @@ class Applier(threading.Thread):
             if time.monotonic() - self.last_sweep > SWEEP_EVERY:
                 self.last_sweep = time.monotonic()
                 self.sweep_stale()
-                if self.on_sweep is not None:
-                    self.on_sweep()
+                self._sweep_more()
         self._drain()
         self.live.stop()
+
+    def _sweep_more(self) -> None:
+        if self.on_sweep is None:
+            return
+        try:
+            self.on_sweep()
+        except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the applier
+            log.warning("sweep (slow lane) failed: %s", type(exc).__name__)
 
     def stop(self) -> None:
         """Apply what the (closed) logs hold, then stop; what SQL refuses stays on disk."""

@@ -82,12 +82,12 @@ def reply_attributes(decision: Decision, vendor: str, user_id: int | None = None
     return attrs
 
 
+SLOW_MARK = ":slow"    # Class "conecta:42:slow": the session starts in the slow lane
+
+
 def class_value(user_id: int, slow: bool) -> bytes:
     """Class for an Accept: it names the person, and says when the session starts in the slow lane."""
     return f"conecta:{user_id}{SLOW_MARK if slow else ''}".encode()
-
-
-SLOW_MARK = ":slow"
 
 
 def class_user_id(value: bytes | None) -> int | None:
