@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import threading
 
@@ -10,8 +11,9 @@ from pyrad import packet
 from tests.support.builders import SECRET
 
 # How the fake answers a kind of request: "ack", "nak", "silent" (never), "forged" (an ACK signed with
-# the wrong secret: a bad Response Authenticator), "twice" (the same ACK sent two times).
-ANSWERS = ("ack", "nak", "silent", "forged", "twice")
+# the wrong secret: a bad Response Authenticator), "bad-ma" (an ACK whose Response Authenticator is right
+# but whose Message-Authenticator is not), "twice" (the same ACK sent two times).
+ANSWERS = ("ack", "nak", "silent", "forged", "bad-ma", "twice")
 REPLY_CODES = {packet.DisconnectRequest: (packet.DisconnectACK, packet.DisconnectNAK),
                packet.CoARequest: (packet.CoAACK, packet.CoANAK)}
 
@@ -74,6 +76,8 @@ class FakeCoaNas:
             reply.secret = b"not-the-shared-secret"
         reply.add_message_authenticator()
         raw = reply.ReplyPacket()
+        if how == "bad-ma":
+            raw = _spoil_message_authenticator(raw, req.authenticator)
         for _ in range(2 if how == "twice" else 1):
             self.sock.sendto(raw, addr)
 
@@ -82,3 +86,15 @@ class FakeCoaNas:
         self.running = False
         self.thread.join(2)
         self.sock.close()
+
+
+def _spoil_message_authenticator(raw: bytes, request_authenticator: bytes) -> bytes:
+    """The reply with one bit of its Message-Authenticator flipped and the Response Authenticator made
+    right again over it (RFC 5176 3.3), so only the Message-Authenticator check can catch it."""
+    body = bytearray(raw[20:])
+    pos = 0
+    while body[pos] != 80:          # Message-Authenticator: type 80, 16 octets of value
+        pos += body[pos + 1]
+    body[pos + 2] ^= 0x01
+    authenticator = hashlib.md5(raw[:4] + request_authenticator + bytes(body) + SECRET.encode()).digest()
+    return raw[:4] + authenticator + bytes(body)
