@@ -32,6 +32,9 @@ from radius.attributes import rate_attributes
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = timedelta(minutes=5)    # a session is asked again after this long (like Disconnect-Requests)
+# Access points without CoA that re-authenticate every minute and re-apply the Accept's rates: what
+# was not sent takes effect anyway within a minute.
+REAUTHENTICATE = ("pfsense",)
 
 
 class SlowLane:
@@ -145,26 +148,30 @@ class SlowLane:
                 lane = policy.after_quota if record.action == "slow" else policy
                 rates = rate_attributes(nas.vendor, lane.rate_down, lane.rate_up)
                 outcome = send_coa(nas, s, self.dictionary, rates, self.backoff)
-            self._finish(record, outcome)
+            self._finish(record, outcome, nas is not None and nas.vendor in REAUTHENTICATE)
         except Exception:  # noqa: BLE001 - a worker thread must log, never die silently
             log.exception("CoA-Request %s failed", record_id)
 
-    def _finish(self, record: CoaRequest, outcome: Outcome) -> None:
-        """Record the outcome; on an ACK move the session into (or out of) the slow lane; when the slow
-        lane could not be set, fall back to a Disconnect-Request so nobody stays at full speed."""
+    def _finish(self, record: CoaRequest, outcome: Outcome, reauthenticates: bool) -> None:
+        """Record the outcome; on an ACK (or from an access point that re-authenticates every minute)
+        move the session into or out of the slow lane; when the slow lane could not be set, fall back to
+        a Disconnect-Request so nobody stays at full speed."""
         now = self.clock()
+        took = outcome.result == "ack" or (outcome.result == "no-coa" and reauthenticates)
         fallback = record.action == "slow" and outcome.result in ("nak", "timeout")
         disconnect_id = self.disconnector.record(record.session_id, record.reason) if fallback else None
         with self.db_factory.begin() as db:
             row = db.get(CoaRequest, record.id)
             row.result, row.attempts, row.finished_at = outcome.result, outcome.attempts, utcnow()
             row.error_cause, row.disconnect_id = outcome.error_cause, disconnect_id
-            if outcome.result == "ack" and record.action == "slow":
+            if took and record.action == "slow":
                 accounting.enter_slow_lane(db, record.session_id, now.replace(tzinfo=None),
                                            now.astimezone(self.tz).date())
-            elif outcome.result == "ack":
+            elif took:
                 accounting.leave_slow_lane(db, record.session_id)
         then = "; falling back to Disconnect-Request" if fallback else ""
+        if outcome.result == "no-coa":
+            then = "; the next re-authentication applies it" if reauthenticates else "; it applies at the next login"
         level = logging.INFO if outcome.result == "ack" else logging.WARNING
         log.log(level, "CoA-Request (%s, %s) session %s on NAS %s: %s%s", record.action, record.reason,
                 record.session_id, record.nas_id, outcome.describe(), then)

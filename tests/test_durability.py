@@ -179,9 +179,10 @@ def test_a_killed_applier_is_replaced_and_loses_nothing(settings, db_factory, po
 
 
 def test_the_applier_process_slows_down_or_cuts_off_a_spent_pool(settings, db_factory, policies, nas_id, dictionary,
-                                                                  redis_url):
+                                                                  redis_url, redis_client):
     """As deployed, the applier runs apart from the replies: it sees a pool spent and sends the CoA-Request
-    of the slow lane (a data pool of the park) or the Disconnect-Request (its time)."""
+    of the slow lane (a data pool of the park) or the Disconnect-Request (its time). (`redis_client`
+    empties the Redis the process uses: earlier tests' open sessions would count as Ana's devices.)"""
     from tests.support.coanas import FakeCoaNas
     coa = FakeCoaNas(dictionary)
     with db_factory.begin() as db:

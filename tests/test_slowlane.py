@@ -163,6 +163,7 @@ def test_a_nas_without_a_coa_port_is_recorded_once_and_the_next_login_is_slow(fa
         (request,) = wait_rows(db_factory, CoaRequest, finished)
     assert (request.result, request.attempts) == ("no-coa", 0)
     assert len(lines(caplog, "CoA-Request (slow")) == 1
+    assert session_row(db_factory).slow_since is None       # still at full speed, and the records say so
     with db_factory() as db:
         assert db.scalars(select(Disconnect)).all() == []         # a Disconnect-Request could not go either
     assert nas.auth("ana", "anapass123", mac="AA-BB-CC-00-00-02")["Reply-Message"][0].startswith("Usaste tu giga")
@@ -177,6 +178,8 @@ def test_pfsense_gets_the_slow_lane_at_its_next_reauthentication(settings, polic
         (request,) = wait_rows(db_factory, CoaRequest, finished)
         again = nas.auth("ana", "anapass123")
     assert request.result == "no-coa"
+    # pfSense applies it within the minute: the session counts as in the slow lane from now on.
+    assert session_row(db_factory).slow_since is not None and usage_row(db_factory).slow_sessions == 1
     assert again.code == packet.AccessAccept
     assert (again["pfSense-Bandwidth-Max-Down"], again["pfSense-Bandwidth-Max-Up"]) == ([256_000], [128_000])
     assert "pfSense-Max-Total-Octets" not in again
