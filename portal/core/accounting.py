@@ -85,7 +85,7 @@ def _insert_new(db: DbSession, events: list[AcctEvent], received: datetime) -> l
 
 SESSIONS = Session.__table__
 # What a later packet may change in a session row.
-# slow_since is not among them: the CoA sender sets it (portal/core/slowlane.py) while a batch may hold
+# slow_since is not among them: the CoA sender sets it (radius/slowlane.py) while a batch may hold
 # the row, and a batch must not write back the value it read.
 CHANGING = ("user_id", "mac", "framed_ip", "updated_at", "stopped_at", "seconds", "bytes_in", "bytes_out",
             "terminate_cause", "is_open")
