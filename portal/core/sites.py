@@ -137,8 +137,8 @@ def add_nas(db: DbSession, spec: NasSpec, production: bool) -> tuple[Nas, list[s
         raise InputError(f"{spec.ip!r} is not an IP address") from None
     if spec.vendor not in VENDORS:
         raise InputError(f"unknown vendor {spec.vendor!r} (use {' | '.join(VENDORS)})")
-    if not 1 <= spec.coa_port <= 65535:
-        raise InputError(f"CoA port {spec.coa_port} is not a port number")
+    if not 0 <= spec.coa_port <= 65535:   # 0: the NAS takes no RFC 5176 requests
+        raise InputError(f"CoA port {spec.coa_port} is not a port number (0: the NAS takes no CoA)")
     warnings = check_secret(spec.secret, production)
     if spec.uam_secret is not None:
         warnings += check_secret(spec.uam_secret, production, "UAM secret")

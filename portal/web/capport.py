@@ -1,4 +1,9 @@
-"""RFC 8908 Captive Portal API: the phone's OS learns whether it is captive and what is left."""
+"""RFC 8908 Captive Portal API: the phone's OS learns whether it is captive and what is left.
+
+Besides the RFC's keys (clients ignore keys they do not know), a session in the slow lane says so:
+"conecta-slow-lane": true and "conecta-full-speed-at", when the normal rates come back (ISO 8601 with
+the city's UTC offset).
+"""
 
 from __future__ import annotations
 
@@ -42,8 +47,11 @@ def capport() -> Response:
             seconds = _seconds_left(standing, session)
             if seconds is not None:
                 body["seconds-remaining"] = seconds
-            if standing.decision.data_left is not None:
+            if standing.decision.data_left is not None:   # a throttled pool never makes the client captive
                 body["bytes-remaining"] = standing.decision.data_left
+            if standing.decision.slow_until is not None:
+                body["conecta-slow-lane"] = True
+                body["conecta-full-speed-at"] = standing.decision.slow_until.isoformat()
     response = Response(json.dumps(body), mimetype="application/captive+json")
     response.headers["Cache-Control"] = "private, no-store"
     return response
