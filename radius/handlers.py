@@ -23,7 +23,7 @@ from portal.core import bulk, counters, credentials
 from portal.core.accounting import STATUSES, AcctEvent
 from portal.core.macs import normalize_mac
 from portal.core.model import Device, User
-from radius.attributes import class_user_id
+from radius.attributes import class_slow, class_user_id
 from radius.nas import NasInfo
 
 log = logging.getLogger(__name__)
@@ -224,6 +224,6 @@ def parse_accounting(pkt: Packet, nas: NasInfo, tz: ZoneInfo, now_utc: datetime)
         bytes_in=received, bytes_out=sent,
         terminate_cause=CAUSES.get(cause, str(cause)) if cause >= 0 else None,
         event_time=event_time.replace(tzinfo=None),
-        local_day=event_time.astimezone(tz).date(), delay=delay,
+        local_day=event_time.astimezone(tz).date(), delay=delay, slow=class_slow(raw(pkt, 25)),
         start_key=pkt.authenticator.hex() if status == "start" else "",
     )

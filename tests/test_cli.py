@@ -290,6 +290,11 @@ def test_nas_identifier_and_octets_direction(cli, db_factory, policies):
     assert changed.code == 0 and "nas_identifier, octets_direction changed" in changed.out, changed
     assert rows(db_factory, "SELECT name, nas_identifier, octets_direction FROM nas ORDER BY name") == \
         [("ap-chilli", None, "input-is-upload"), ("ap-rb", None, "input-is-upload")]
+    no_coa, bad_port = cli.many(("nas", "set", "ap-rb", "--coa-port", "0"),     # 0: it takes no CoA (slow lane)
+                                ("nas", "set", "ap-rb", "--coa-port", "70000"))
+    assert no_coa.code == 0 and "coa_port changed" in no_coa.out, no_coa
+    assert_error(bad_port, "CoA port 70000 is not a port number")
+    assert rows(db_factory, "SELECT coa_port FROM nas WHERE name = 'ap-rb'") == [(0,)]
 
 
 def test_weak_nas_secrets_are_refused_in_production_and_warned_about_in_development(cli, db_factory, policies):

@@ -242,3 +242,44 @@ def test_fault_reports_by_site_and_status(client, db_factory, policies):
     assert texts(f"site={other}") == ["sin señal en el ejido", "ya quedó"]
     assert texts(f"site={other}&status=new") == ["sin señal en el ejido"]
     assert texts("site=1%20OR%201=1") == ["lento en el parque", "sin señal en el ejido", "ya quedó"]
+
+
+def test_the_slow_lane_on_the_sessions_page_and_in_the_reports(client, db_factory, policies, dictionary, radius_server,
+                                                               nas_id):
+    """Which sessions are in the slow lane and what their access points answered; the report's figures in
+    the page, its exports and the API, with small cells hidden."""
+    from portal.core.model import Nas as NasRow
+    from tests.support.builders import settle
+    from tests.support.coanas import FakeCoaNas
+    from tests.support.slowlane import outcomes, spend_the_day
+    coa = FakeCoaNas(dictionary, coa="nak", error_cause=503)
+    with db_factory.begin() as db:
+        db.execute(update(NasRow).where(NasRow.id == nas_id).values(coa_port=coa.port))
+    try:
+        nas, _ = spend_the_day(radius_server, dictionary, db_factory, policies)
+        outcomes(db_factory)
+        nas.acct("Start", "s2", "ana", reply=nas.auth("ana", "anapass123", mac="AA-BB-CC-00-00-02"),
+                 mac="AA-BB-CC-00-00-02")       # the next login: in the slow lane from the start
+        nas.acct("Interim-Update", "s2", "ana", seconds=300, bytes_out=25_000_000, mac="AA-BB-CC-00-00-02")
+        settle(radius_server)
+    finally:
+        coa.close()
+    sign_in(client, "admin@city.mx")
+    html = client.get("/staff/sessions").get_data(as_text=True)
+    assert "2 de 2 a velocidad reducida" not in html and "1 de 2 a velocidad reducida" in html
+    changes = html[html.index('id="speed-changes"'):]
+    assert "A velocidad reducida (saldo agotado)" in changes
+    assert "Rechazada por el punto de acceso (causa 503); se pidió la desconexión en su lugar" in changes
+    day = radius_server.clock().astimezone(radius_server.settings.tz).date().isoformat()
+    query = f"from={day}&to={day}&by=site&by=gender&min_cell=1"
+    report = client.get(f"/staff/reports?{query}").get_data(as_text=True)
+    table = report[report.index('id="slow-lane"'):]
+    assert "<td>Parque Central</td><td>female</td><td>1</td><td>1</td><td>0.03</td>" in table
+    csv = client.get(f"/staff/reports/export.csv?{query}&figures=slow-lane").get_data(as_text=True)
+    assert csv.splitlines()[:2] == ["site,gender,users,sessions,bytes,suppressed,row",
+                                    "Parque Central,female,1,1,25000000,false,cell"]
+    api = client.get(f"/api/v1/reports?{query.replace('min_cell=1', 'min_cell=5')}&figures=slow-lane").get_json()
+    assert api[0]["suppressed"] is True and api[0]["users"] is None and api[0]["bytes"] is None
+    assert client.get(f"/api/v1/reports?{query}&figures=everything").status_code == 400
+    policies_page = client.get("/staff/policies").get_data(as_text=True)
+    assert "velocidad reducida a 256 / 128 kbit/s (daily_data, monthly_data)" in policies_page

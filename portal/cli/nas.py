@@ -27,7 +27,8 @@ def register(main: click.Group) -> None:
     @click.option("--ip", required=True)
     @click.option("--secret", required=True, help="RADIUS shared secret, at least 16 characters")
     @click.option("--vendor", required=True, type=click.Choice(VENDORS))
-    @click.option("--coa-port", default=3799, show_default=True, type=int)
+    @click.option("--coa-port", default=3799, show_default=True, type=int,
+                  help="RFC 5176 port for Disconnect- and CoA-Requests; 0 when the NAS takes none")
     @click.option("--uam-secret", help="CoovaChilli's uamsecret (md check and CHAP hand-off)")
     @click.option("--require-message-authenticator", "require_ma", default="yes", show_default=True,
                   type=click.Choice(["yes", "no"]))
@@ -51,7 +52,8 @@ def register(main: click.Group) -> None:
     @click.argument("name")
     @click.option("--nas-identifier", help=IDENTIFIER_HELP + "; '' removes it")
     @click.option("--octets-direction", type=click.Choice(OCTETS_DIRECTIONS), help=DIRECTION_HELP)
-    @click.option("--coa-port", type=int)
+    @click.option("--coa-port", type=int,
+                  help="RFC 5176 port for Disconnect- and CoA-Requests; 0 when the NAS takes none")
     @click.pass_obj
     def set_(c, name: str, nas_identifier: str | None, octets_direction: str | None,  # noqa: ANN001
              coa_port: int | None) -> None:

@@ -25,7 +25,8 @@ from portal.core import bulk
 from portal.core.model import AcctRecord, Session, UsageDaily, UsageMonthly, User
 
 STATUSES = {1: "start", 2: "stop", 3: "interim", 7: "on", 8: "off"}
-FIGURES = ("sessions", "seconds", "bytes_down", "bytes_up")
+# The figures of both rollups, in the order BatchResult.usage keeps them.
+FIGURES = ("sessions", "seconds", "bytes_down", "bytes_up", "slow_sessions", "slow_bytes")
 
 
 @dataclass(slots=True)   # thousands wait in memory after a burst: no per-object dict
@@ -47,6 +48,7 @@ class AcctEvent:
     event_time: datetime          # naive UTC, already corrected by Acct-Delay-Time
     local_day: date
     delay: int = 0
+    slow: bool = False            # the Class says the session started in the slow lane
     start_key: str = ""           # a Start's Request Authenticator (hex): its retransmissions repeat it
 
     def digest(self) -> str:
@@ -65,9 +67,9 @@ class AcctEvent:
 class BatchResult:
     """What a committed batch changed, for the live counters in Redis."""
 
-    # (user_id, local day, site_id) -> [sessions, seconds, bytes_down, bytes_up]
+    # (user_id, local day, site_id) -> [sessions, seconds, bytes_down, bytes_up, slow_sessions, slow_bytes]
     usage: dict[tuple[int, date, int], list[int]] = field(
-        default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
+        default_factory=lambda: defaultdict(lambda: [0] * len(FIGURES)))
     touched: list[tuple[int, str]] = field(default_factory=list)   # (user_id, "nas:sid") still open
     closed: list[tuple[int, str]] = field(default_factory=list)    # (user_id, "nas:sid") ended
     new_records: int = 0
@@ -93,6 +95,8 @@ def _insert_new(db: DbSession, events: list[AcctEvent], received: datetime) -> s
 
 SESSIONS = Session.__table__
 # What a later packet may change in a session row.
+# slow_since is not among them: the CoA sender sets it (radius/slowlane.py) while a batch may hold
+# the row, and a batch must not write back the value it read.
 CHANGING = ("user_id", "mac", "framed_ip", "updated_at", "stopped_at", "seconds", "bytes_in", "bytes_out",
             "terminate_cause", "is_open", "start_key")
 Key = tuple[int, str, int]     # (nas_id, acct_session_id, generation)
@@ -129,7 +133,7 @@ def _new_session(e: AcctEvent, generation: int) -> dict:
             "generation": generation, "start_key": None,
             "user_id": e.user_id, "username": e.username[:64], "mac": e.mac, "framed_ip": e.framed_ip,
             "started_at": started, "updated_at": e.event_time, "stopped_at": None, "seconds": 0, "bytes_in": 0,
-            "bytes_out": 0, "terminate_cause": None, "is_open": True}
+            "bytes_out": 0, "terminate_cause": None, "is_open": True, "slow_since": started if e.slow else None}
 
 
 def generation_of(e: AcctEvent, latest: dict | None) -> int:
@@ -172,6 +176,9 @@ def _apply_session_event(e: AcctEvent, s: dict, created: bool, result: BatchResu
         row[1] += ds
         row[2] += d_out
         row[3] += d_in
+        if s["slow_since"] is not None:    # in the slow lane: from the login, or since a CoA-ACK
+            row[4] += int(created)
+            row[5] += d_in + d_out
     ref = session_ref(s["nas_id"], s["acct_session_id"], s["generation"])
     (result.touched if s["is_open"] else result.closed).append((s["user_id"], ref))
 
@@ -213,16 +220,17 @@ def _close_nas_sessions(db: DbSession, e: AcctEvent, result: BatchResult) -> Non
 
 _ROLLUP_KEYS = ("user_id", "day", "site_id")
 _ADD = ", ".join(f"{m} = {{t}}.{m} + EXCLUDED.{m}" for m in FIGURES)
+_FIGURES = ", ".join(FIGURES)
 # PostgreSQL: both rollups in one statement, the gender and age snapshot joined in SQL.
 _PG_ROLLUPS = text(f"""
 WITH v AS (SELECT * FROM {bulk.unnest(UsageDaily.__table__, _ROLLUP_KEYS + FIGURES)}
-           AS v(user_id, day, site_id, sessions, seconds, bytes_down, bytes_up)),
+           AS v(user_id, day, site_id, {_FIGURES})),
 p AS (SELECT v.*, COALESCE(u.gender, 'undisclosed') AS gender, COALESCE(u.age_band, 'undisclosed') AS age_band
       FROM v LEFT JOIN users u ON u.id = v.user_id),
-d AS (INSERT INTO usage_daily (user_id, day, site_id, sessions, seconds, bytes_down, bytes_up, gender, age_band)
+d AS (INSERT INTO usage_daily (user_id, day, site_id, {_FIGURES}, gender, age_band)
       SELECT * FROM p ON CONFLICT (day, user_id, site_id) DO UPDATE SET {_ADD.format(t="usage_daily")})
-INSERT INTO usage_monthly (month, user_id, site_id, sessions, seconds, bytes_down, bytes_up, gender, age_band)
-SELECT to_char(day, 'YYYY-MM'), user_id, site_id, sum(sessions), sum(seconds), sum(bytes_down), sum(bytes_up),
+INSERT INTO usage_monthly (month, user_id, site_id, {_FIGURES}, gender, age_band)
+SELECT to_char(day, 'YYYY-MM'), user_id, site_id, {", ".join(f"sum({m})" for m in FIGURES)},
        min(gender), min(age_band)
 FROM p GROUP BY 1, 2, 3
 ON CONFLICT (month, user_id, site_id) DO UPDATE SET {_ADD.format(t="usage_monthly")}
@@ -241,8 +249,7 @@ def _upsert_usage(db: DbSession, usage: dict) -> None:
     people = {row.id: row for row in db.execute(select(User.id, User.gender, User.age_band)
                                                .where(bulk.any_of(db, User.id, {uid for uid, _, _ in usage})))}
     undisclosed = ("undisclosed", "undisclosed")
-    rows = [{"user_id": uid, "day": day, "site_id": site, "sessions": v[0], "seconds": v[1],
-             "bytes_down": v[2], "bytes_up": v[3],
+    rows = [{"user_id": uid, "day": day, "site_id": site, **dict(zip(FIGURES, v)),
              "gender": (people[uid].gender if uid in people else undisclosed[0]),
              "age_band": (people[uid].age_band if uid in people else undisclosed[1])}
             for (uid, day, site), v in usage.items()]
@@ -250,8 +257,7 @@ def _upsert_usage(db: DbSession, usage: dict) -> None:
     monthly: dict[tuple, dict] = {}
     for row in rows:
         key = (row["day"].strftime("%Y-%m"), row["user_id"], row["site_id"])
-        into = monthly.setdefault(key, {**row, "month": key[0], "sessions": 0, "seconds": 0, "bytes_down": 0,
-                                        "bytes_up": 0})
+        into = monthly.setdefault(key, {**row, "month": key[0], **dict.fromkeys(FIGURES, 0)})
         for metric in FIGURES:
             into[metric] += row[metric]
     # The metrics add up; the gender and age snapshot columns keep what the month started with.
@@ -286,3 +292,21 @@ def apply_batch(db: DbSession, events: list[AcctEvent], received: datetime) -> B
     _apply_sessions(db, run, result)
     _upsert_usage(db, {k: v for k, v in result.usage.items() if any(v)})
     return result
+
+
+def enter_slow_lane(db: DbSession, session_id: int, when: datetime, local_day: date) -> bool:
+    """Mark an open session as in the slow lane from `when` (naive UTC) and count it in the rollups
+    of `local_day`; False when it already was (a repeated CoA-ACK counts once) or is gone."""
+    row = db.execute(update(SESSIONS).where(SESSIONS.c.id == session_id, SESSIONS.c.slow_since.is_(None),
+                                            SESSIONS.c.is_open.is_(True))
+                     .values(slow_since=when).returning(SESSIONS.c.user_id, SESSIONS.c.site_id)).first()
+    if row is None:
+        return False
+    if row.user_id is not None:
+        _upsert_usage(db, {(row.user_id, local_day, row.site_id): [0, 0, 0, 0, 1, 0]})
+    return True
+
+
+def leave_slow_lane(db: DbSession, session_id: int) -> None:
+    """The session is back at full speed: its later traffic no longer counts as slow-lane traffic."""
+    db.execute(update(SESSIONS).where(SESSIONS.c.id == session_id).values(slow_since=None))

@@ -149,6 +149,8 @@ class Session(Base):
     bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)   # to the client (download)
     terminate_cause: Mapped[str | None] = mapped_column(String(32))
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+    # In the slow lane since (a spent pool, after_quota throttle): from the login, or from a CoA-ACK.
+    slow_since: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class AcctRecord(Base):
@@ -178,6 +180,9 @@ class UsageFigures:
     bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
     gender: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")
     age_band: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")
+    # The slow lane: sessions that entered it (at login or by CoA) and the bytes used while in it.
+    slow_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    slow_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class UsageDaily(UsageFigures, Base):
@@ -200,7 +205,28 @@ class Disconnect(Base):
     requested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    result: Mapped[str] = mapped_column(String(12), default="pending")  # ack | nak | timeout
+    result: Mapped[str] = mapped_column(String(12), default="pending")  # ack | nak | timeout | no-coa
+    error_cause: Mapped[int | None] = mapped_column(Integer)            # RFC 5176 Error-Cause of a NAK
+
+
+COA_ACTIONS = ("slow", "restore")
+
+
+class CoaRequest(Base):
+    """A CoA-Request (RFC 5176) that changed a session's rates: into the slow lane or back out."""
+
+    __tablename__ = "coa_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), index=True)
+    nas_id: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(12))                     # slow | restore
+    reason: Mapped[str] = mapped_column(String(32))                     # the spent pool, e.g. daily_data
+    requested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[str] = mapped_column(String(12), default="pending")  # ack | nak | timeout | no-coa
+    error_cause: Mapped[int | None] = mapped_column(Integer)
+    disconnect_id: Mapped[int | None] = mapped_column(Integer)          # the fallback Disconnect-Request
 
 
 class Staff(Base):

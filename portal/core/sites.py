@@ -168,8 +168,8 @@ def add_nas(db: DbSession, spec: NasSpec, production: bool) -> tuple[Nas, list[s
         raise InputError(f"{spec.ip!r} is not an IP address") from None
     if spec.vendor not in VENDORS:
         raise InputError(f"unknown vendor {spec.vendor!r} (use {' | '.join(VENDORS)})")
-    if not 1 <= spec.coa_port <= 65535:
-        raise InputError(f"CoA port {spec.coa_port} is not a port number")
+    if not 0 <= spec.coa_port <= 65535:   # 0: the NAS takes no RFC 5176 requests
+        raise InputError(f"CoA port {spec.coa_port} is not a port number (0: the NAS takes no CoA)")
     warnings = check_secret(spec.secret, production)
     if spec.uam_secret is not None:
         warnings += check_secret(spec.uam_secret, production, "UAM secret")
@@ -209,8 +209,8 @@ def update_nas(db: DbSession, name: str, change: NasChange) -> list[str]:
     if change.octets_direction is not None:
         new["octets_direction"] = _check_direction(change.octets_direction)
     if change.coa_port is not None:
-        if not 1 <= change.coa_port <= 65535:
-            raise InputError(f"CoA port {change.coa_port} is not a port number")
+        if not 0 <= change.coa_port <= 65535:   # 0: the NAS takes no RFC 5176 requests
+            raise InputError(f"CoA port {change.coa_port} is not a port number (0: the NAS takes no CoA)")
         new["coa_port"] = change.coa_port
     changed = [field for field, value in new.items() if getattr(nas, field) != value]
     for field in changed:

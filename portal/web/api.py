@@ -6,7 +6,7 @@ from flask import Blueprint, Response, g, jsonify, render_template, request
 
 from portal.core import reports
 from portal.web.extensions import csrf, db
-from portal.web.filters import local_today, report_args
+from portal.web.filters import figures_arg, local_today, report_args
 from portal.web.staff.access import signed_in
 
 bp = Blueprint("api", __name__)
@@ -22,12 +22,12 @@ def bad_request(exc: reports.ReportError) -> tuple[Response, int]:
 @bp.get("/api/v1/reports")
 @csrf.exempt
 def api_reports() -> tuple[Response, int] | Response:
-    """Usage rows as JSON for a signed-in admin or analyst."""
+    """Usage rows (or, with figures=slow-lane, the slow lane's) as JSON for a signed-in admin or analyst."""
     g.staff = signed_in()
     if g.staff is None:
         return jsonify(error="sign in first"), 401
     start, end, by, k = report_args()
-    return jsonify(reports.usage(db.session, start, end, by, k))
+    return jsonify(reports.usage(db.session, start, end, by, k, figures_arg()))
 
 
 def _open_rows() -> tuple[str, list[dict], list[str]]:

@@ -5,6 +5,10 @@ access point: the client's own Framed-IP), and `/capport/<token>` for clients be
 point's NAT, where every client comes from the AP's address. The token is what CoovaChilli 1.9
 writes per client into DHCP option 114 from `captiveportalapi_uri=https://PORTAL/capport/%{s}-%{M}`:
 its Acct-Session-Id and the client's MAC.
+
+Besides the RFC's keys (clients ignore keys they do not know), a session in the slow lane says so:
+"conecta-slow-lane": true and "conecta-full-speed-at", when the normal rates come back (ISO 8601 with
+the city's UTC offset).
 """
 
 from __future__ import annotations
@@ -47,8 +51,11 @@ def _answer(session: Session | None) -> Response:
             seconds = _seconds_left(standing, session)
             if seconds is not None:
                 body["seconds-remaining"] = seconds
-            if standing.decision.data_left is not None:
+            if standing.decision.data_left is not None:   # a throttled pool never makes the client captive
                 body["bytes-remaining"] = standing.decision.data_left
+            if standing.decision.slow_until is not None:
+                body["conecta-slow-lane"] = True
+                body["conecta-full-speed-at"] = standing.decision.slow_until.isoformat()
     response = Response(json.dumps(body), mimetype="application/captive+json")
     response.headers["Cache-Control"] = "private, no-store"
     return response

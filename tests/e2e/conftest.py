@@ -14,7 +14,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from tests.support.builders import settle
 from tests.support.chilli import CoovaSim
 from tests.support.mikrotik import MikrotikSim
-from tests.support.nassim import COOVA_NAS, COOVA_NASID, point_coa_port, register_sim_nas
+from tests.support.nassim import COOVA_NAS, COOVA_NASID, MIKROTIK_NAS, register_sim_nas, use_coa_port
 
 CHROMIUM = os.environ.get("CONECTA_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -88,15 +88,14 @@ def portal(app, sim_nas):
 def coova(radius_server, dictionary, portal, db_factory):
     sim = CoovaSim(radius_server.ports, dictionary, portal.url, COOVA_NASID, radius_source="127.0.0.2",
                    applied=lambda: settle(radius_server))
-    point_coa_port(db_factory, COOVA_NAS, sim.coa_port)
-    yield sim
+    yield use_coa_port(db_factory, sim, COOVA_NAS)
     sim.close()
 
 
 @pytest.fixture()
-def mikrotik(radius_server, dictionary, portal):
+def mikrotik(radius_server, dictionary, portal, db_factory):
     sim = MikrotikSim(radius_server.ports, dictionary, portal.url, "MikroTik", applied=lambda: settle(radius_server))
-    yield sim
+    yield use_coa_port(db_factory, sim, MIKROTIK_NAS)
     sim.close()
 
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 
 from portal.core import board, reports, sites
-from portal.core.model import Disconnect, Session, UsageDaily, User
+from portal.core.model import CoaRequest, Disconnect, Session, UsageDaily, User
 from tests.support.builders import wait_until
 from tests.support.nassim import COOVA_NAS, COOVA_NASID
 from tests.support.portal import PORTAL, back_to_portal, chilli_logon, fetch, query_of
@@ -106,7 +106,8 @@ def test_capport_behind_the_access_points_nat(client, coova):
     coova.account("Interim-Update", seconds=600, bytes_in=50_000_000, bytes_out=150_000_000)
     body = state(api)
     assert body["captive"] is False
-    assert (body["seconds-remaining"], body["bytes-remaining"]) == (3600 - 600, 1_000_000_000 - 200_000_000)
+    assert body["seconds-remaining"] == 3600 - 600               # this session's 10 minutes are gone
+    assert "bytes-remaining" not in body                          # parque's spent GB only slows down
     assert state("/capport")["captive"] is True                  # by address: the AP's, nobody's Framed-IP
     assert state("/capport", {"REMOTE_ADDR": "10.1.0.77"})["captive"] is False   # routed: the client's own
     for other in (api.replace("AABBCC102030", "AABBCC102031"), "/capport/176410000000000001",
@@ -122,7 +123,8 @@ def test_capport_behind_the_access_points_nat(client, coova):
     assert state(api)["captive"] is False
 
 
-def test_a_reused_session_id_is_a_new_session_charged_once(client, coova, db_factory, clock, redis_client):
+def test_a_reused_session_id_is_a_new_session_charged_once(client, coova, db_factory, clock, redis_client,
+                                                           radius_server):
     coova.clock = lambda: 1_764_100_000.0      # chilli's clock in one second: the next id is the same
     chilli_logon(client, coova)
     sid = coova.sessions[coova.mac].session_id
@@ -143,8 +145,23 @@ def test_a_reused_session_id_is_a_new_session_charged_once(client, coova, db_fac
     assert rows == [(0, False, "User-Request", 0), (1, True, None, 300)]
     assert online == 1                                            # on the live console
     assert redis_client.zcard(f"u:{uid}:open") == 1               # and against the device limit
-    # The pool runs out: a Disconnect-Request to chilli's CoA port, answered without Message-Authenticator.
+    # The day's GB runs out: parque slows the session down with a CoA-Request to chilli's CoA port (where
+    # its accounting comes from), answered without Message-Authenticator; it names the second generation.
     coova.account("Interim-Update", seconds=600, bytes_in=100_000_000, bytes_out=950_000_000)
+
+    def slowed() -> CoaRequest | None:
+        with db_factory() as db:
+            return db.scalar(select(CoaRequest).where(CoaRequest.result != "pending"))
+    coa = wait_until(slowed, what="the CoA-Request outcome")
+    with db_factory() as db:
+        second = db.scalar(select(Session).where(Session.generation == 1))
+        first_slow = db.scalar(select(Session.slow_since).where(Session.generation == 0))
+        slow_sessions = db.scalar(select(func.sum(UsageDaily.slow_sessions)))
+    assert (coa.result, coa.session_id) == ("ack", second.id) and second.slow_since is not None
+    assert first_slow is None and slow_sessions == 1
+    assert coova.sessions[coova.mac].rate_down == 256_000 and coova.coa.log[-1].request["Acct-Session-Id"] == [sid]
+    # Staff cut it off (the console's button): a Disconnect-Request, answered without Message-Authenticator.
+    radius_server.disconnector.disconnect_session(second.id, "staff")
 
     def outcome() -> str | None:
         with db_factory() as db:

@@ -8,9 +8,12 @@ and seen on a real access point):
 - Acct-Session-Id is the Unix second it was made and the client's unit ("%.8lld%.8x"), made when
   the client appears and again when a session ends: with `clock` standing still, the next session
   gets the same id (forced reuse);
-- accounting and MAC authentication leave from its CoA port (where Disconnect-Requests arrive, and
-  are answered without Message-Authenticator); portal logons from a random port; NAS-IP-Address
-  is the hotspot address, not the address the packets come from;
+- accounting and MAC authentication leave from its CoA port, where Disconnect- and CoA-Requests
+  arrive (cb_radius_coa_ind: dropped without User-Name; the sessions found by User-Name and, when
+  given, Acct-Session-Id; a CoA applies the bandwidth attributes, a Disconnect ends the session with
+  its Stop; ACK when found, NAK without Error-Cause when not; replies without Message-Authenticator);
+  portal logons from a random port; NAS-IP-Address is the hotspot address, not the address the
+  packets come from;
 - 1.9 (the default) sends the first redirect with an empty `userurl=` and closes /logon without an
   HTTP answer on Access-Reject; 1.8 redirects with res=failed.
 """
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,8 +29,10 @@ from urllib.parse import quote, urlencode
 
 from pyrad import packet
 
-from tests.support.nassim import COOVA_UAM_SECRET, SimNas, SimSession, first, html_page, redirect
+from tests.support.nassim import COOVA_UAM_SECRET
 from tests.support.radiusport import RadiusPort
+from tests.support.simbase import SimNas, SimSession, first, html_page, redirect
+from tests.support.simcoa import Answer
 
 HOTSPOT_IP = "127.0.0.1"    # HS_UAMLISTEN: the browser reaches chilli here; also its NAS-IP-Address
 
@@ -55,6 +59,7 @@ class CoovaSim(SimNas):
     """CoovaChilli: UAM redirects with `md`, `/logon` with CHAP (or PAP) answered over RADIUS."""
 
     vendor = "coova"
+    coa_on_radius_port = True     # HS_COAPORT: also where accounting and MAC authentication leave from
 
     def __init__(self, *args, uam_secret: str = COOVA_UAM_SECRET, called: str = "00-11-22-33-44-55",
                  version: str = "1.9", swapoctets: bool = False, clock: Callable[[], float] = time.time,
@@ -69,12 +74,6 @@ class CoovaSim(SimNas):
         self.swapoctets = swapoctets
         self.logons: list[str] = []   # every /logon URL the browser brought, in order
         self.last_acct: packet.Packet | None = None   # the last Accounting-Request, as sent
-        self.disconnected: list[str] = []   # Acct-Session-Ids cut off by a Disconnect-Request
-
-    @property
-    def coa_port(self) -> int:
-        """HS_COAPORT: where Disconnect-Requests arrive and accounting leaves from."""
-        return self.radius.port
 
     def conn(self, mac: str | None = None) -> Conn:
         """The client's state, made when it first appears (DHCP)."""
@@ -112,22 +111,30 @@ class CoovaSim(SimNas):
         else:
             super().octets(req, download, upload)
 
-    def coa_request(self, data: bytes, addr: tuple) -> None:
-        """Disconnect-Request: ACK (without Message-Authenticator, as chilli does), then the Stop."""
-        req = packet.CoAPacket(packet=data, secret=self.secret.encode(), dict=self.dictionary)
-        if not req.VerifyCoARequest() or (80 in req and not req.verify_message_authenticator()):
-            return
-        sid = req["Acct-Session-Id"][0] if "Acct-Session-Id" in req else None
-        found = [s for s in self.sessions.values() if s.session_id == sid]
-        reply = req.CreateReply()
-        reply.code = packet.DisconnectACK if found else packet.DisconnectNAK
-        raw = reply.ReplyPacket()
-        assert 80 not in packet.CoAPacket(packet=raw, dict=self.dictionary)
-        self.radius.reply(raw, addr)
+    def rates(self, pkt: packet.Packet) -> tuple[int | None, int | None]:
+        """ChilliSpot-Bandwidth-Max-Down/-Up in kbit/s, else WISPr-Bandwidth-Max-Down/-Up in bit/s."""
+        def rate(chilli: str, wispr: str) -> int | None:
+            if chilli in pkt:
+                return pkt[chilli][0] * 1000
+            return pkt[wispr][0] if wispr in pkt else None
+        return (rate("ChilliSpot-Bandwidth-Max-Down", "WISPr-Bandwidth-Max-Down"),
+                rate("ChilliSpot-Bandwidth-Max-Up", "WISPr-Bandwidth-Max-Up"))
+
+    def dynamic_authorization(self, req: packet.Packet) -> Answer | None:
+        """As chilli's cb_radius_coa_ind: User-Name required (else dropped), the sessions found by it and
+        Acct-Session-Id; a CoA applies the bandwidth attributes, a Disconnect ends the session (its Stop
+        goes out before the ACK); ACK when found, NAK (without Error-Cause) when not; replies carry no
+        Message-Authenticator."""
+        if "User-Name" not in req:
+            return None
+        found = self.find(req)
         for session in found:
-            self.disconnected.append(session.session_id)
-            threading.Thread(target=self.account, args=("Stop", session.mac, session.seconds, session.bytes_in,
-                                                        session.bytes_out, "Admin-Reset"), daemon=True).start()
+            if req.code == packet.CoARequest:
+                down, up = self.rates(req)
+                session.rate_down, session.rate_up = down or session.rate_down, up or session.rate_up
+            else:
+                self.end(session)
+        return Answer(bool(found), sign=False)
 
     def dhcp_capport_uri(self, template: str) -> str:
         """captiveportalapi_uri as chilli 1.9 expands it in the client's DHCP lease."""

@@ -1,12 +1,17 @@
 """A MikroTik hotspot simulator with an external login page (http-chap): octal chap-id and
-chap-challenge, the login POSTed back to the router."""
+chap-challenge, the login POSTed back to the router; Mikrotik-Rate-Limit in the Accept and in
+CoA-Requests, which arrive on a port of their own (`/radius incoming`) and are answered as RouterOS
+does (signed, NAK with Error-Cause)."""
 
 from __future__ import annotations
 
 import os
 from urllib.parse import urlencode
 
-from tests.support.nassim import SimNas, first, html_page, redirect
+from pyrad import packet
+
+from tests.support.simbase import SimNas, first, html_page, redirect
+from tests.support.simcoa import Answer
 
 
 def octal(raw: bytes) -> str:
@@ -24,6 +29,35 @@ class MikrotikSim(SimNas):
         super().__init__(*args, **kwargs)
         self.chap: dict[str, tuple[bytes, bytes]] = {}
         self.posts: list[dict[str, str]] = []
+        self.refuse_coa: int | None = None   # a router that takes no rate change: NAK with this Error-Cause
+
+    def rates(self, pkt: packet.Packet) -> tuple[int | None, int | None]:
+        """Mikrotik-Rate-Limit "rx/tx" as the router sees it: rx is the client's upload, tx its download."""
+        if "Mikrotik-Rate-Limit" not in pkt:
+            return None, None
+        rx, tx = (int(part.removesuffix("k")) * 1000 for part in pkt["Mikrotik-Rate-Limit"][0].split("/"))
+        return tx, rx
+
+    def dynamic_authorization(self, req: packet.Packet) -> Answer | None:
+        """As RouterOS's `/radius incoming`: User-Name required (NAK 402 Missing-Attribute), an unknown
+        session is NAK 503 Session-Context-Not-Found, a bad Rate-Limit NAK 407 Invalid-Attribute-Value;
+        a CoA changes the session's rate, a Disconnect ends it; replies are signed."""
+        if "User-Name" not in req:
+            return Answer(False, {"Error-Cause": 402})
+        found = self.find(req)
+        if not found:
+            return Answer(False, {"Error-Cause": 503})
+        if req.code == packet.CoARequest and self.refuse_coa is not None:
+            return Answer(False, {"Error-Cause": self.refuse_coa})
+        for session in found:
+            if req.code == packet.DisconnectRequest:
+                self.end(session)
+                continue
+            try:
+                session.rate_down, session.rate_up = self.rates(req)
+            except ValueError:
+                return Answer(False, {"Error-Cause": 407})
+        return Answer(True)
 
     def login_redirect(self, dst: str, error: str = "") -> str:
         """What the router's login.html forwards to the external portal (a fresh CHAP id and challenge)."""

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import queue
 import socket
 import threading
 from collections.abc import Callable
 
 from pyrad import packet
 
+log = logging.getLogger(__name__)
+
 
 class RadiusPort:
     """One UDP socket of the NAS towards Conecta: requests out and their replies in and, when
     `on_request` is given, Disconnect-/CoA-Requests in on the same socket (CoovaChilli's CoA port
-    is also where its accounting and MAC authentication come from)."""
+    is also where its accounting and MAC authentication come from). `on_request` runs in a thread
+    of its own, one request at a time, so it may send on this port and wait for the reply (a
+    Disconnect-Request's Stop)."""
 
     def __init__(self, source: str, server: tuple[str, tuple[int, int]], secret: str, dictionary,
                  on_request: Callable[[bytes, tuple], None] | None = None, timeout: float = 2.0) -> None:
@@ -25,8 +31,13 @@ class RadiusPort:
         self.pending: dict[int, tuple[packet.Packet, threading.Event, list]] = {}
         self.lock = threading.Lock()        # one request in flight: ids stay unique
         self.running = True
+        self.requests: queue.SimpleQueue[tuple[bytes, tuple] | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._receive, daemon=True)
         self.thread.start()
+        self.worker = None
+        if on_request is not None:
+            self.worker = threading.Thread(target=self._serve_requests, daemon=True)
+            self.worker.start()
 
     def auth_packet(self, **attrs) -> packet.AuthPacket:
         """An empty Access-Request for this NAS."""
@@ -62,7 +73,7 @@ class RadiusPort:
                 continue
             if data[:1] in (bytes([packet.DisconnectRequest]), bytes([packet.CoARequest])):
                 if self.on_request is not None:
-                    self.on_request(data, addr)
+                    self.requests.put((data, addr))
                 continue
             waiting = self.pending.get(data[1]) if len(data) > 1 else None
             if waiting is None:
@@ -76,6 +87,13 @@ class RadiusPort:
                 box.append(reply)
                 done.set()
 
+    def _serve_requests(self) -> None:
+        while (item := self.requests.get()) is not None:
+            try:
+                self.on_request(*item)
+            except Exception:  # noqa: BLE001 - the port keeps answering (the test sees the log)
+                log.exception("simulated NAS: request from %s not handled", item[1])
+
     def reply(self, data: bytes, addr: tuple) -> None:
         """Send raw bytes back to where a request came from."""
         self.sock.sendto(data, addr)
@@ -84,4 +102,7 @@ class RadiusPort:
         """Stop receiving and close the socket."""
         self.running = False
         self.thread.join(2)
+        if self.worker is not None:
+            self.requests.put(None)
+            self.worker.join(2)
         self.sock.close()

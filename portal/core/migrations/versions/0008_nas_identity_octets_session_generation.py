@@ -1,14 +1,14 @@
 """NAS-Identifier alias and octet direction per NAS; session generations for reused Acct-Session-Ids
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-28 10:00:00.000000
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0006'
-down_revision = '0005'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
