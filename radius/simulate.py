@@ -140,8 +140,9 @@ class Player:
         acct = client.CreateAcctPacket(User_Name=visit.username)
         acct["Acct-Status-Type"], acct["Acct-Session-Id"] = status, sid
         acct["Acct-Session-Time"] = minute * 60
-        acct["Acct-Output-Octets"] = int(total * 0.9) % 2**32
-        acct["Acct-Input-Octets"] = int(total * 0.1) % 2**32
+        # Like CoovaChilli out of the box: Input is what it sent to the client (90 % of the traffic).
+        acct["Acct-Input-Octets"] = int(total * 0.9) % 2**32
+        acct["Acct-Output-Octets"] = int(total * 0.1) % 2**32
         acct["Calling-Station-Id"] = visit.mac
         acct["Class"] = reply["Class"][0]
         if cause:

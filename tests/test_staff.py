@@ -126,6 +126,24 @@ def test_new_nas_secret_shown_once(client, db_factory):
     assert secret not in client.get("/staff/audit").get_data(as_text=True)
 
 
+def test_nas_page_shows_what_each_nas_calls_itself_and_counts_as_input(client, db_factory):
+    sign_in(client, "admin@city.mx")
+    page = client.get("/staff/nas").get_data(as_text=True)
+    for name, ip, vendor, identifier in (("ap-chilli", "10.9.0.2", "coova", "nas01"),
+                                         ("ap-rb", "10.9.0.3", "mikrotik", "")):
+        assert client.post("/staff/nas", data={"csrf_token": csrf_token(page), "name": name, "site": "Parque Central",
+                                               "ip": ip, "vendor": vendor, "nas_identifier": identifier,
+                                               "octets_direction": ""}).status_code == 200
+    refused = client.post("/staff/nas", data={"csrf_token": csrf_token(page), "name": "ap-3", "site": "Parque Central",
+                                              "ip": "10.9.0.4", "vendor": "coova", "nas_identifier": "ap-rb"})
+    assert refused.status_code == 400 and "already names NAS &#39;ap-rb&#39;" in refused.get_data(as_text=True)
+    html = client.get("/staff/nas").get_data(as_text=True)
+    rows = [re.findall(r"<td>([^<]*)</td>", row)[:6] for row in re.findall(r"<tr><td>ap-.*?</tr>", html, re.S)]
+    assert [(r[0], r[3], r[4], r[5]) for r in rows] == [
+        ("ap-chilli", "coova", "nas01", "Acct-Input-Octets = lo que descarga el cliente"),
+        ("ap-rb", "mikrotik", "", "Acct-Input-Octets = lo que sube el cliente (RFC 2866)")]
+
+
 def test_node_board_and_staff_disconnect(client, db_factory, policies, dictionary, radius_server, nas_id, clock):
     """A live NAS shows up; a silent one is down; staff cut a live session with RFC 5176."""
     from sqlalchemy import update as sql_update

@@ -8,7 +8,11 @@ from sqlalchemy import select
 from portal.cli import output
 from portal.core import sites
 from portal.core.db import commit_or_explain
-from portal.core.model import VENDORS, Nas, Site
+from portal.core.model import OCTETS_DIRECTIONS, VENDORS, Nas, Site
+
+DIRECTION_HELP = ("what its Acct-Input-Octets count: input-is-upload (RFC 2866: from the client) or "
+                  "input-is-download (CoovaChilli without HS_SWAPOCTETS); default: the vendor's own")
+IDENTIFIER_HELP = "the NAS-Identifier it calls itself (CoovaChilli: HS_NASID, sent as nasid in its redirects)"
 
 
 def register(main: click.Group) -> None:
@@ -28,26 +32,48 @@ def register(main: click.Group) -> None:
     @click.option("--uam-secret", help="CoovaChilli's uamsecret (md check and CHAP hand-off)")
     @click.option("--require-message-authenticator", "require_ma", default="yes", show_default=True,
                   type=click.Choice(["yes", "no"]))
+    @click.option("--nas-identifier", help=IDENTIFIER_HELP)
+    @click.option("--octets-direction", type=click.Choice(OCTETS_DIRECTIONS), help=DIRECTION_HELP)
     @click.pass_obj
-    def add(c, name, site, ip, secret, vendor, coa_port, uam_secret, require_ma) -> None:  # noqa: ANN001
+    def add(c, name, site, ip, secret, vendor, coa_port, uam_secret, require_ma, nas_identifier,  # noqa: ANN001
+            octets_direction) -> None:
         """Add a NAS."""
-        spec = sites.NasSpec(name, site, ip, secret, vendor, coa_port, uam_secret, require_ma == "yes")
+        spec = sites.NasSpec(name, site, ip, secret, vendor, coa_port, uam_secret, require_ma == "yes",
+                             nas_identifier, octets_direction)
         with c.db() as db:
             row, warnings = sites.add_nas(db, spec, c.settings.production)
             commit_or_explain(db)
+            direction = row.octets_direction
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
-        click.echo(f"NAS {name!r} added for {row.ip} ({vendor}, site {site!r})")
+        click.echo(f"NAS {name!r} added for {row.ip} ({vendor}, site {site!r}, octets {direction})")
+
+    @nas.command("set")
+    @click.argument("name")
+    @click.option("--nas-identifier", help=IDENTIFIER_HELP + "; '' removes it")
+    @click.option("--octets-direction", type=click.Choice(OCTETS_DIRECTIONS), help=DIRECTION_HELP)
+    @click.option("--coa-port", type=int,
+                  help="RFC 5176 port for Disconnect- and CoA-Requests; 0 when the NAS takes none")
+    @click.pass_obj
+    def set_(c, name: str, nas_identifier: str | None, octets_direction: str | None,  # noqa: ANN001
+             coa_port: int | None) -> None:
+        """Change a NAS (what is not given stays)."""
+        with c.db() as db:
+            changed = sites.update_nas(db, name, sites.NasChange(nas_identifier, octets_direction, coa_port))
+            commit_or_explain(db)
+        click.echo(f"NAS {name!r}: {', '.join(changed) or 'nothing'} changed")
 
     @nas.command("list")
     @click.pass_obj
     def list_(c) -> None:  # noqa: ANN001
         """List NAS (secrets are never shown)."""
         with c.db() as db:
-            rows = db.execute(select(Nas.name, Site.name, Nas.ip, Nas.vendor, Nas.coa_port,
-                                     Nas.require_message_authenticator, Nas.last_seen)
+            rows = db.execute(select(Nas.name, Site.name, Nas.ip, Nas.vendor, Nas.nas_identifier,
+                                     Nas.octets_direction, Nas.coa_port, Nas.require_message_authenticator,
+                                     Nas.last_seen)
                               .join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
-        output.table(rows, ("name", "site", "ip", "vendor", "coa_port", "require_ma", "last_seen"))
+        output.table(rows, ("name", "site", "ip", "vendor", "nas_identifier", "octets", "coa_port", "require_ma",
+                            "last_seen"))
 
     @nas.command("show")
     @click.argument("name")

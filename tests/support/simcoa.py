@@ -1,15 +1,17 @@
-"""The RFC 5176 port of the simulated access points (tests/support/nassim.py): a UDP listener on the
-address the NAS is registered with, which checks each request as the real NAS does and lets the
-simulator answer it (change the session's rate, end it, or say it knows no such session)."""
+"""The RFC 5176 side of the simulated access points (tests/support/simbase.py): Disconnect- and
+CoA-Requests arrive on a RadiusPort (the access point's own CoA port, as MikroTik's `/radius incoming`,
+or the socket its accounting leaves from, as CoovaChilli's HS_COAPORT); each is checked as the real NAS
+checks it and the simulator answers it (change the session's rate, end it, or say it knows no such
+session)."""
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pyrad import packet
+
+from tests.support.radiusport import RadiusPort
 
 
 @dataclass
@@ -32,42 +34,35 @@ class Exchange:
 
 
 class CoaListener:
-    """Receives Disconnect- and CoA-Requests for one simulated NAS. Requests whose Request Authenticator
-    or Message-Authenticator does not verify are dropped silently (RFC 5176 3.5); the others go to
-    `handle`, which returns an Answer, or None to drop the request as the NAS would."""
+    """Receives Disconnect- and CoA-Requests for one simulated NAS on `port` (see `listen`). Requests
+    whose Request Authenticator or Message-Authenticator does not verify are dropped silently (RFC 5176
+    3.5); the others go to `handle`, which returns an Answer, or None to drop the request as the NAS
+    would. Every request is kept in `log`."""
 
-    def __init__(self, host: str, secret: bytes, dictionary, handle: Callable[[packet.Packet], Answer | None]) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
-        self.sock.settimeout(0.2)
+    def __init__(self, secret: bytes, dictionary, handle: Callable[[packet.Packet], Answer | None]) -> None:
         self.secret = secret
         self.dictionary = dictionary
         self.handle = handle
         self.log: list[Exchange] = []
-        self.running = True
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.sock: RadiusPort | None = None
+        self.own = False
+
+    def listen(self, port: RadiusPort, own: bool) -> None:
+        """Answer on `port` (made with `receive` as its on_request); `own`: close it with the listener."""
+        self.sock, self.own = port, own
 
     @property
     def port(self) -> int:
         """The UDP port to register as the NAS's CoA port."""
-        return self.sock.getsockname()[1]
+        return self.sock.port
 
     def close(self) -> None:
-        """Stop listening."""
-        self.running = False
-        self.thread.join(2)
-        self.sock.close()
+        """Stop listening (the port is closed here only when it is the listener's own)."""
+        if self.own:
+            self.sock.close()
 
-    def _serve(self) -> None:
-        while self.running:
-            try:
-                data, addr = self.sock.recvfrom(4096)
-            except (TimeoutError, OSError):
-                continue
-            self._one(data, addr)
-
-    def _one(self, data: bytes, addr: tuple) -> None:
+    def receive(self, data: bytes, addr: tuple) -> None:
+        """One datagram with a Disconnect- or CoA-Request code, from `addr`."""
         try:
             req = packet.CoAPacket(packet=data, secret=self.secret, dict=self.dictionary)
         except packet.PacketError:
@@ -86,4 +81,4 @@ class CoaListener:
         if answer.sign:
             reply.add_message_authenticator()
         self.log.append(Exchange(data, req, reply.code))
-        self.sock.sendto(reply.ReplyPacket(), addr)
+        self.sock.reply(reply.ReplyPacket(), addr)

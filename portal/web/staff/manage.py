@@ -12,7 +12,7 @@ from portal.core import sites
 from portal.core.db import commit_or_explain
 from portal.core.errors import InputError
 from portal.core.macs import normalize_mac, pseudonym
-from portal.core.model import SITE_KINDS, VENDORS, Device, Nas, Site, UsageDaily, User
+from portal.core.model import OCTETS_DIRECTIONS, SITE_KINDS, VENDORS, Device, Nas, Site, UsageDaily, User
 from portal.web.extensions import db, policies, settings
 from portal.web.staff.access import record, role
 
@@ -104,7 +104,9 @@ def nas_list() -> tuple[str, int] | str:
     if request.method == "POST":
         secret = secrets.token_hex(16)
         spec = sites.NasSpec(request.form.get("name", "").strip(), request.form.get("site", ""),
-                             request.form.get("ip", ""), secret, request.form.get("vendor", ""))
+                             request.form.get("ip", ""), secret, request.form.get("vendor", ""),
+                             nas_identifier=request.form.get("nas_identifier", "").strip() or None,
+                             octets_direction=request.form.get("octets_direction") or None)
         try:
             row, _warnings = sites.add_nas(db.session, spec, settings().production)
             record("nas-add", row.name)
@@ -113,10 +115,15 @@ def nas_list() -> tuple[str, int] | str:
         except InputError as exc:
             db.session.rollback()
             error = str(exc)
+    return _nas_page(error, shown), 400 if error else 200
+
+
+def _nas_page(error: str | None = None, shown: tuple[str, str] | None = None) -> str:
+    """The NAS list and the form to add one."""
     rows = db.session.execute(select(Nas, Site.name).join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
     names = db.session.scalars(select(Site.name).order_by(Site.name)).all()
-    return render_template("staff/nas.html", rows=rows, sites=names, vendors=VENDORS, error=error,
-                           shown=shown), 400 if error else 200
+    return render_template("staff/nas.html", rows=rows, sites=names, vendors=VENDORS, directions=OCTETS_DIRECTIONS,
+                           error=error, shown=shown)
 
 
 @bp.post("/nas/<int:nas_id>/rotate")
@@ -128,9 +135,7 @@ def rotate(nas_id: int) -> str:
     row.secret = secret
     record("nas-rotate", row.name)
     db.session.commit()
-    rows = db.session.execute(select(Nas, Site.name).join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
-    names = db.session.scalars(select(Site.name).order_by(Site.name)).all()
-    return render_template("staff/nas.html", rows=rows, sites=names, vendors=VENDORS, shown=(row.name, secret))
+    return _nas_page(shown=(row.name, secret))
 
 
 @bp.get("/people")
