@@ -42,6 +42,7 @@ class Decision:
     data_left: int | None = None        # bytes, down+up
     rate_down: int | None = None        # bit/s
     rate_up: int | None = None
+    slow_until: datetime | None = None  # in the slow lane until this local time (a spent pool resets)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,39 @@ def _exhausted(counter: Counter, amount: int, now: datetime, lang: str) -> Decis
     return Decision(False, counter.name, f"{text} {_reset_words(counter.period, now, lang)}")
 
 
+def _slow_words(counter: Counter, amount: int, now: datetime, lang: str) -> str:
+    what = human_size(amount)
+    if amount == 10**9:   # "tus 1 GB" is not how people speak: "tu giga"
+        text = _("Usaste tu giga de hoy", lang) if counter.period == "day" else _("Usaste tu giga de este mes", lang)
+    elif counter.period == "day":
+        text = _("Usaste tus %(what)s de hoy", lang) % {"what": what}
+    else:
+        text = _("Usaste tus %(what)s de este mes", lang) % {"what": what}
+    if counter.period == "day":
+        until = _("sigues conectado a velocidad reducida hasta las 00:00.", lang)
+    else:
+        month = _(MONTHS[next_reset("month", now).month - 1], lang)
+        until = _("sigues conectado a velocidad reducida hasta el 1 de %(month)s.", lang) % {"month": month}
+    return f"{text}: {until}"
+
+
+def _slow_lane(policy: Policy, spent_pools: list[Counter], time_left: list[int], data_left: list[int],
+               now: datetime, lang: str) -> Decision:
+    """Accept in the slow lane until the last of the spent pools resets; time limits still apply."""
+    last = max(spent_pools, key=lambda c: (next_reset(c.period, now), c.period == "month"))
+    cap = getattr(policy.limits, last.limit)
+    return Decision(
+        True, last.name, _slow_words(last, cap, now, lang),
+        session_timeout=min(time_left) if time_left else None,
+        idle_timeout=policy.limits.idle_timeout,
+        interim_interval=policy.interim_interval,
+        data_left=min(data_left) if data_left else None,
+        rate_down=policy.after_quota.rate_down,
+        rate_up=policy.after_quota.rate_up,
+        slow_until=next_reset(last.period, now),
+    )
+
+
 def seconds_to_close(policy: Policy, now: datetime) -> int | None:
     """Seconds until closing time if open now, 0 if closed now, None if always open."""
     if policy.open is None or policy.close is None:
@@ -130,14 +164,21 @@ def evaluate(policy: Policy, usage: Usage, now: datetime, lang: str = "es") -> D
         return Decision(False, "devices", text % {"n": limits.devices})
     time_left: list[int] = [v for v in (limits.session_time, to_close) if v]
     data_left: list[int] = []
+    slow: list[Counter] = []
     for counter in COUNTERS:
         cap = getattr(limits, counter.limit)
         if cap is None:
             continue
         left = cap - getattr(usage, counter.used)
-        if left <= 0:
+        throttled = policy.after_quota.throttles(counter.name)
+        if left <= 0 and throttled:
+            slow.append(counter)
+        elif left <= 0:
             return _exhausted(counter, cap, now, lang)
-        (time_left if counter.kind == "time" else data_left).append(left)
+        elif not throttled:   # no cap for a throttled pool: the NAS would end the session at it
+            (time_left if counter.kind == "time" else data_left).append(left)
+    if slow:
+        return _slow_lane(policy, slow, time_left, data_left, now, lang)
     return Decision(
         True,
         session_timeout=min(time_left) if time_left else None,
@@ -150,9 +191,10 @@ def evaluate(policy: Policy, usage: Usage, now: datetime, lang: str = "es") -> D
 
 
 def spent(policy: Policy, usage: Usage) -> Counter | None:
-    """The first day/month counter that `usage` has used up, for mid-session cut-off."""
-    for counter in COUNTERS:
-        cap = getattr(policy.limits, counter.limit)
-        if cap is not None and getattr(usage, counter.used) >= cap:
-            return counter
-    return None
+    """The first day/month counter that `usage` has used up, for mid-session enforcement: one that
+    ends the session comes before one that only slows it down (AfterQuota.throttles)."""
+    caps = {c: getattr(policy.limits, c.limit) for c in COUNTERS}
+    used_up = [c for c, cap in caps.items() if cap is not None and getattr(usage, c.used) >= cap]
+    ending = [c for c in used_up if not policy.after_quota.throttles(c.name)]
+    return (ending or used_up or [None])[0]
+

@@ -31,6 +31,23 @@ class Limits:
     devices: int | None = None
 
 
+DATA_POOLS = ("daily_data", "monthly_data")
+
+
+@dataclass(frozen=True)
+class AfterQuota:
+    """What happens when a data pool is spent: "disconnect" (the default) or "throttle" to a slow lane."""
+
+    action: str = "disconnect"
+    rate_down: int | None = None   # bit/s in the slow lane
+    rate_up: int | None = None
+    applies_to: tuple[str, ...] = ()
+
+    def throttles(self, counter: str) -> bool:
+        """True when a spent `counter` puts the person in the slow lane instead of ending the session."""
+        return self.action == "throttle" and counter in self.applies_to
+
+
 @dataclass(frozen=True)
 class Policy:
     """A named set of limits, rates and opening hours."""
@@ -44,6 +61,7 @@ class Policy:
     close: time | None = None
     interim_interval: int = 300
     source: str = ""
+    after_quota: AfterQuota = field(default_factory=AfterQuota)
 
 
 def _positive(parse: Callable[[object], int]) -> Callable[[object], int]:
@@ -53,6 +71,25 @@ def _positive(parse: Callable[[object], int]) -> Callable[[object], int]:
             raise UnitError("must be greater than zero")
         return number
     return check
+
+
+def _action(value: object) -> str:
+    if value not in ("throttle", "disconnect"):
+        raise UnitError('must be "throttle" or "disconnect"')
+    return str(value)
+
+
+def _pools(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise UnitError('must be a list of limits, e.g. ["daily_data", "monthly_data"]')
+    for name in value:
+        if name in ("daily_time", "monthly_time", "session_time"):
+            raise UnitError(f"{name!r} cannot be throttled: time limits always end the session")
+        if name not in DATA_POOLS:
+            raise UnitError(f"{name!r} is not a data limit (use {', '.join(DATA_POOLS)})")
+    if len(set(value)) != len(value):
+        raise UnitError("a limit is repeated")
+    return tuple(value)
 
 
 def _count(value: object) -> int:
@@ -72,6 +109,8 @@ _SCHEMA: dict[str, dict[str, Callable[[object], Any]]] = {
     "bandwidth": {"down": _positive(parse_rate), "up": _positive(parse_rate)},
     "hours": {"open": parse_clock, "close": parse_clock},
     "accounting": {"interim_interval": _positive(parse_duration)},
+    "after_quota": {"action": _action, "down": _positive(parse_rate), "up": _positive(parse_rate),
+                    "applies_to": _pools},
 }
 _TOP = {"name", "title", "description", *_SCHEMA}
 
@@ -124,7 +163,39 @@ def policy_from_dict(data: dict, where: str) -> Policy:
         raise PolicyError(f"{where}: title must be text")
     return Policy(name=name.strip(), title=title, limits=limits, rate_down=rates.get("down"),
                   rate_up=rates.get("up"), open=hours.get("open"), close=hours.get("close"),
-                  interim_interval=interim, source=where)
+                  interim_interval=interim, source=where,
+                  after_quota=_after_quota(_section(data, "after_quota", where), limits, rates, where))
+
+
+def _kbit(rate: int) -> str:
+    return f"{rate // 1000}kbit"
+
+
+def _after_quota(section: dict[str, Any], limits: Limits, rates: dict[str, int], where: str) -> AfterQuota:
+    """The [after_quota] section checked against the policy's own limits and normal rates."""
+    action = section.get("action", "disconnect")
+    if action == "disconnect":
+        extra = sorted(set(section) - {"action"})
+        if extra:
+            raise PolicyError(f'{where}: after_quota.{extra[0]} only applies with after_quota.action = "throttle"')
+        return AfterQuota()
+    for key in ("down", "up"):
+        if key not in section:
+            raise PolicyError(f'{where}: after_quota.{key} is required with action = "throttle" (e.g. "256kbit")')
+        normal = rates.get(key)
+        if normal is None:   # the slow lane is measured against it, and the NAS is given it back at the reset
+            raise PolicyError(f'{where}: after_quota.action = "throttle" needs bandwidth.{key} (the normal rate)')
+        if section[key] >= normal:
+            raise PolicyError(f"{where}: after_quota.{key} ({_kbit(section[key])}) is not slower than "
+                              f"bandwidth.{key} ({_kbit(normal)})")
+    pools = section.get("applies_to") or tuple(p for p in DATA_POOLS if getattr(limits, p) is not None)
+    if not pools:
+        raise PolicyError(f"{where}: after_quota: the policy sets no data limit (limits.daily_data or "
+                          f"limits.monthly_data) to throttle after")
+    for pool in pools:
+        if getattr(limits, pool) is None:
+            raise PolicyError(f"{where}: after_quota.applies_to names {pool} but limits.{pool} is not set")
+    return AfterQuota("throttle", section["down"], section["up"], tuple(pools))
 
 
 def load_policies(directory: Path | str = POLICY_DIR) -> dict[str, Policy]:

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from policies import Policy
-from policies.evaluate import Counter
 from portal.core import bulk, counters
 from portal.core.accounting import AcctEvent, BatchResult, apply_batch, close_stale
 from portal.core.metrics import m
@@ -81,11 +80,11 @@ def last_marks(batch: Batch) -> dict[tuple[int, int], int]:
 
 
 class Applier(threading.Thread):
-    """Applies what the workers log; calls `on_spent(uid, counter)` when a person's pool runs out."""
+    """Applies what the workers log; calls `on_spent(uid, counter name, policy)` when a pool runs out."""
 
     def __init__(self, db_factory: sessionmaker, r: redis.Redis, policies: dict[str, Policy],
                  tz: ZoneInfo, clock: Callable[[], datetime], policy_of: Callable[[int], str],
-                 on_spent: Callable[[int, Counter], None], progress: Progress,
+                 on_spent: Callable[[int, str, Policy], None], progress: Progress,
                  directories: Callable[[], list[Path]]) -> None:
         super().__init__(name="acct-applier", daemon=True)
         self.db_factory = db_factory
@@ -103,6 +102,7 @@ class Applier(threading.Thread):
         self.last_commit = self.last_scan = self.last_sweep = 0.0
         self.stopped_at: float | None = None
         self.on_quiet: Callable[[], None] | None = None   # housekeeping once a burst is over
+        self.on_sweep: Callable[[], None] | None = None   # once a minute besides closing stale sessions
         self.busy = False                   # records came within the last second
 
     def run(self) -> None:
@@ -127,8 +127,17 @@ class Applier(threading.Thread):
             if time.monotonic() - self.last_sweep > SWEEP_EVERY:
                 self.last_sweep = time.monotonic()
                 self.sweep_stale()
+                self._sweep_more()
         self._drain()
         self.live.stop()
+
+    def _sweep_more(self) -> None:
+        if self.on_sweep is None:
+            return
+        try:
+            self.on_sweep()
+        except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the applier
+            log.warning("sweep (slow lane) failed: %s", type(exc).__name__)
 
     def stop(self) -> None:
         """Apply what the (closed) logs hold, then stop; what SQL refuses stays on disk."""

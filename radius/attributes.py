@@ -33,7 +33,8 @@ def _data_cap(vendor: str, data_left: int) -> list[tuple[str, object]]:
     return []
 
 
-def _rates(vendor: str, down: int | None, up: int | None) -> list[tuple[str, object]]:
+def rate_attributes(vendor: str, down: int | None, up: int | None) -> list[tuple[str, object]]:
+    """The per-session rate caps in the NAS's own attributes (also what a CoA-Request changes)."""
     attrs: list[tuple[str, object]] = []
     if vendor == "mikrotik":
         if down or up:
@@ -65,7 +66,7 @@ def reply_attributes(decision: Decision, vendor: str, user_id: int | None = None
     attrs: list[tuple[str, object]] = []
     if user_id is not None:
         # Class comes back in every accounting packet (RFC 2865 5.25): it names the person.
-        attrs.append(("Class", f"conecta:{user_id}".encode()))
+        attrs.append(("Class", class_value(user_id, decision.slow_until is not None)))
     if decision.session_timeout:
         attrs.append(("Session-Timeout", decision.session_timeout))
         attrs.append(("Termination-Action", 0))
@@ -75,16 +76,31 @@ def reply_attributes(decision: Decision, vendor: str, user_id: int | None = None
         attrs.append(("Acct-Interim-Interval", decision.interim_interval))
     if decision.data_left is not None:
         attrs.extend(_data_cap(vendor, decision.data_left))
-    attrs.extend(_rates(vendor, decision.rate_down, decision.rate_up))
+    attrs.extend(rate_attributes(vendor, decision.rate_down, decision.rate_up))
+    if decision.message:   # the slow lane, in words (RFC 2865 5.18 allows it in an Accept)
+        attrs.append(("Reply-Message", decision.message))
     return attrs
+
+
+SLOW_MARK = ":slow"    # Class "conecta:42:slow": the session starts in the slow lane
+
+
+def class_value(user_id: int, slow: bool) -> bytes:
+    """Class for an Accept: it names the person, and says when the session starts in the slow lane."""
+    return f"conecta:{user_id}{SLOW_MARK if slow else ''}".encode()
 
 
 def class_user_id(value: bytes | None) -> int | None:
     """The person id a NAS echoed back in Class, or None."""
     if not value or not value.startswith(b"conecta:"):
         return None
-    digits = value[8:]
+    digits = value[8:].removesuffix(SLOW_MARK.encode())
     return int(digits) if digits.isdigit() and len(digits) < 19 else None
+
+
+def class_slow(value: bytes | None) -> bool:
+    """True when the Class a NAS echoed says the session started in the slow lane."""
+    return bool(value) and value.startswith(b"conecta:") and value.endswith(SLOW_MARK.encode())
 
 
 

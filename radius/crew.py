@@ -18,7 +18,6 @@ from datetime import datetime, timezone
 
 from policies import load_policies
 from portal.core import metrics
-from portal.core.coa import Disconnector
 from portal.core.db import engine_for, session_factory
 from portal.core.radiusdict import dictionary
 from portal.core.redisconn import connect
@@ -26,6 +25,7 @@ from portal.core.settings import Settings
 from radius.applier import Applier
 from radius.main import collect_garbage, serve, stop_with_parent, tune_collector
 from radius.nas import NasRegistry
+from radius.slowlane import SlowLane, policy_chooser
 from radius.wal import log_directories
 from radius.writer import Progress
 
@@ -49,22 +49,23 @@ def run_applier(settings: Settings, redis_url: str, parent: int, progress: Progr
     db_factory = session_factory(engine_for(settings))
     registry = NasRegistry(db_factory)
     registry.load()
-    disconnector = Disconnector(db_factory, dictionary())
+    clock = lambda: datetime.now(timezone.utc)  # noqa: E731 - the one clock of this process
+    slow_lane = SlowLane(db_factory, dictionary(), settings.tz, clock)
 
     def policy_of(site_id: int) -> str:
         registry.refresh_if_due()
         return registry.site_policy.get(site_id, "")
 
     root = settings.data_dir / "wal"
-    applier = Applier(db_factory, connect(redis_url), load_policies(settings.policy_dir), settings.tz,
-                      lambda: datetime.now(timezone.utc), policy_of,
-                      lambda uid, counter: disconnector.person_spent(uid, counter.name), progress,
+    r, policies = connect(redis_url), load_policies(settings.policy_dir)
+    applier = Applier(db_factory, r, policies, settings.tz, clock, policy_of, slow_lane.person_spent, progress,
                       lambda: log_directories(root))
+    applier.on_sweep = lambda: slow_lane.sweep(r, policy_chooser(policies, policy_of))
     signal.signal(signal.SIGTERM, lambda _signum, _frame: applier.stopping.set())
     tune_collector()
     applier.on_quiet = collect_garbage
     applier.run()
-    disconnector.stop()
+    slow_lane.stop()
     log.info("accounting applier stopped; %d records applied", applier.committed)
 
 

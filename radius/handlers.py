@@ -23,7 +23,7 @@ from portal.core import bulk, counters, credentials
 from portal.core.accounting import STATUSES, AcctEvent
 from portal.core.macs import normalize_mac
 from portal.core.model import Device, User
-from radius.attributes import class_user_id
+from radius.attributes import class_slow, class_user_id
 from radius.nas import NasInfo
 
 log = logging.getLogger(__name__)
@@ -211,6 +211,9 @@ def parse_accounting(pkt: Packet, nas: NasInfo, tz: ZoneInfo, now_utc: datetime)
     event_time = now_utc - timedelta(seconds=delay)
     cause = integer(pkt, 49, -1)                            # Acct-Terminate-Cause
     framed = raw(pkt, 8)                                    # Framed-IP-Address
+    received, sent = _octets(pkt, 42, 52), _octets(pkt, 43, 53)   # Acct-Input-, Acct-Output-(Giga)words
+    if nas.input_is_download:                               # CoovaChilli without HS_SWAPOCTETS
+        received, sent = sent, received
     return AcctEvent(
         nas_id=nas.id, site_id=nas.site_id, status=status, session_id=session_id,
         username=(text(pkt, 1) or "")[:64],
@@ -218,8 +221,9 @@ def parse_accounting(pkt: Packet, nas: NasInfo, tz: ZoneInfo, now_utc: datetime)
         mac=normalize_mac(text(pkt, 31)),
         framed_ip=".".join(str(b) for b in framed) if framed and len(framed) == 4 else None,
         seconds=integer(pkt, 46),                           # Acct-Session-Time
-        bytes_in=_octets(pkt, 42, 52), bytes_out=_octets(pkt, 43, 53),
+        bytes_in=received, bytes_out=sent,
         terminate_cause=CAUSES.get(cause, str(cause)) if cause >= 0 else None,
         event_time=event_time.replace(tzinfo=None),
-        local_day=event_time.astimezone(tz).date(), delay=delay,
+        local_day=event_time.astimezone(tz).date(), delay=delay, slow=class_slow(raw(pkt, 25)),
+        start_key=pkt.authenticator.hex() if status == "start" else "",
     )

@@ -21,7 +21,7 @@ import redis
 from sqlalchemy.orm import sessionmaker
 
 from policies import Policy, Usage, period_keys
-from policies.evaluate import Counter, spent
+from policies.evaluate import spent
 from portal.core import counters
 from portal.core.accounting import BatchResult
 
@@ -30,10 +30,10 @@ OPEN_TTL = 2 * 86400
 
 
 class LiveCounters(threading.Thread):
-    """Follows the applier's commits; calls `on_spent(uid, counter)` when a person's pool runs out."""
+    """Follows the applier's commits; calls `on_spent(uid, counter name, policy)` when a pool runs out."""
 
     def __init__(self, r: redis.Redis, policies: dict[str, Policy], tz: ZoneInfo, clock: Callable[[], datetime],
-                 policy_of: Callable[[int], str], on_spent: Callable[[int, Counter], None],
+                 policy_of: Callable[[int], str], on_spent: Callable[[int, str, Policy], None],
                  db_factory: sessionmaker, settled: Callable[[Any], None]) -> None:
         super().__init__(name="acct-live", daemon=True)
         self.redis = r
@@ -102,7 +102,7 @@ class LiveCounters(threading.Thread):
         # Every person in the batch gets an entry, even a zero one: the call also lets go of the guard.
         deltas: dict[tuple[int, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         site_of: dict[int, int] = {}
-        for (uid, day, site), (_, seconds, down, up) in result.usage.items():
+        for (uid, day, site), (_, seconds, down, up, *_slow) in result.usage.items():
             delta = deltas[(uid, *period)]
             site_of[uid] = site
             if first <= day <= today:   # late records for earlier days count in the month
@@ -130,7 +130,7 @@ class LiveCounters(threading.Thread):
             policy = self.policies.get(user_policies.get(uid) or self.policy_of(site))
             counter = spent(policy, Usage(*used)) if policy else None
             if counter is not None:
-                self.on_spent(uid, counter)
+                self.on_spent(uid, counter.name, policy)
 
     def _update_open_sets(self, result: BatchResult, now: datetime) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -30,6 +30,7 @@ class NasInfo:
     require_ma: bool
     site_id: int
     site_policy: str
+    input_is_download: bool = False    # its Acct-Input-Octets count what it sent to the client
 
 
 class NasRegistry:
@@ -54,7 +55,8 @@ class NasRegistry:
             self.loaded_at = time.monotonic()
             return
         infos = [NasInfo(n.id, n.name, n.ip, n.secret.encode(), n.vendor, n.coa_port,
-                         n.require_message_authenticator, n.site_id, policy) for n, policy in rows]
+                         n.require_message_authenticator, n.site_id, policy,
+                         n.octets_direction == "input-is-download") for n, policy in rows]
         self.by_ip = {i.ip: i for i in infos}
         self.by_id = {i.id: i for i in infos}
         self.site_policy = {i.site_id: i.site_policy for i in infos}

@@ -21,7 +21,6 @@ from sqlalchemy.orm import sessionmaker
 
 from policies import Policy
 from portal.core import counters
-from portal.core.coa import Disconnector
 from portal.core.macs import normalize_mac
 from portal.core.metrics import m
 from portal.core.radiusdict import dictionary
@@ -31,6 +30,7 @@ from radius.attributes import reply_attributes, reply_packet
 from radius.handlers import Authorizer, AuthRequest, parse_accounting, text
 from radius.nas import NasInfo, NasRegistry
 from radius.packets import ACCT_CODES, AUTH_CODES, STATUS_SERVER, check_structure
+from radius.slowlane import SlowLane, policy_chooser
 from radius.util import IN_PROGRESS, RateLimitedLog, ReplyCache
 from radius.wal import WriteAheadLog
 from radius.writer import AccountingLog, Progress
@@ -79,13 +79,15 @@ class RadiusServer:
         self.cache = ReplyCache()
         self.drops = RateLimitedLog(log)
         self.authorizer = Authorizer(policies, db_factory, r, settings.tz)
-        self.disconnector = Disconnector(db_factory, self.dictionary)
+        self.slow_lane = SlowLane(db_factory, self.dictionary, settings.tz, clock)
+        self.disconnector = self.slow_lane.disconnector
         wal = WriteAheadLog(settings.data_dir / "wal")
         self.writer = AccountingLog(wal, progress or Progress())
         self.applier = None if progress else Applier(
-            db_factory, r, policies, settings.tz, clock, self._site_policy,
-            lambda uid, counter: self.disconnector.person_spent(uid, counter.name),
+            db_factory, r, policies, settings.tz, clock, self._site_policy, self.slow_lane.person_spent,
             self.writer.progress, lambda: [wal.directory])
+        if self.applier is not None:
+            self.applier.on_sweep = lambda: self.slow_lane.sweep(r, policy_chooser(policies, self._site_policy))
         host = settings.radius_host
         self.auth_sock = open_socket(host, settings.radius_auth_port if auth_port is None else auth_port)
         self.acct_sock = open_socket(host, settings.radius_acct_port if acct_port is None else acct_port)
@@ -153,7 +155,7 @@ class RadiusServer:
         self.writer.stop()
         if self.applier is not None:
             self.applier.stop()
-        self.disconnector.stop()
+        self.slow_lane.stop()
         self.registry.flush_seen(self.redis, to_db=True)
         self.auth_sock.close()
         self.acct_sock.close()

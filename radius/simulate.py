@@ -2,7 +2,9 @@
 
 An in-process RADIUS server runs on ephemeral ports with a clock the simulator moves, so a month
 of evenings in the park (diurnal pattern, a realistic gender and age mix, sessions with interim
-updates) lands in the database exactly as real access points would put it there.
+updates) lands in the database exactly as real access points would put it there. The access points
+also answer CoA- and Disconnect-Requests (radius/simdesk.py): a visit slowed down carries on at its
+new rate, one cut off ends there.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from datetime import datetime, timedelta, timezone
 
 from pyrad import packet
 from pyrad.client import Client
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from portal.core import sites
 from portal.core.model import Nas, Site, User
 from portal.core.radiusdict import dictionary
 from radius.server import RadiusServer
+from radius.simdesk import CoaDesk, accept_rate
 
 SITES = [("Parque Independencia", "park", "parque"), ("Plaza de la Constitución", "plaza", "parque"),
          ("Ejido Lázaro Cárdenas", "ejido", "ejido"), ("Centro Digital Puerto México", "digital-center",
@@ -92,9 +95,11 @@ def plan(accounts: list[tuple[str, str]], days: int, today: datetime, rng: rando
 class Player:
     """Sends each visit's Access-Request, Start, interims and Stop from its NAS address."""
 
-    def __init__(self, server, dictionary, secrets_by_ip: dict[str, str], clock) -> None:  # noqa: ANN001
+    def __init__(self, server, dictionary, secrets_by_ip: dict[str, str], clock,  # noqa: ANN001
+                 desk: CoaDesk) -> None:
         auth, acct = server.ports
         self.clock = clock
+        self.desk = desk
         self.clients = {}
         for ip, secret in secrets_by_ip.items():
             client = Client(server="127.0.0.1", authport=auth, acctport=acct, secret=secret.encode(),
@@ -115,19 +120,34 @@ class Player:
         if reply.code != packet.AccessAccept:
             return False
         sid = secrets.token_hex(6)
+        state = self.desk.start_session(sid, accept_rate(reply))
         steps = [("Start", 0)] + [("Interim-Update", m) for m in range(5, visit.minutes, 5)] + [("Stop", visit.minutes)]
+        sent, last = 0.0, 0
         for status, minute in steps:
-            self.clock.now = visit.start.astimezone(timezone.utc) + timedelta(minutes=minute)
-            share = minute / visit.minutes
-            acct = client.CreateAcctPacket(User_Name=visit.username)
-            acct["Acct-Status-Type"], acct["Acct-Session-Id"] = status, sid
-            acct["Acct-Session-Time"] = minute * 60
-            acct["Acct-Output-Octets"] = int(visit.mbytes * 10**6 * share * 0.9) % 2**32
-            acct["Acct-Input-Octets"] = int(visit.mbytes * 10**6 * share * 0.1) % 2**32
-            acct["Calling-Station-Id"] = visit.mac
-            acct["Class"] = reply["Class"][0]
-            client.SendPacket(acct)
+            if state.ended:     # a Disconnect-Request came: the access point ends the session now
+                self._account(client, visit, reply, sid, "Stop", last, sent, "Admin-Reset")
+                break
+            # The bytes the visit wants by now, no more than its rate allowed since the last update.
+            allowed = sent + state.down * (minute - last) * 60 / 8 if state.down else float("inf")
+            sent, last = max(sent, min(visit.mbytes * 10**6 * minute / visit.minutes, allowed)), minute
+            self._account(client, visit, reply, sid, status, minute, sent)
+        self.desk.end_session(sid)
         return True
+
+    def _account(self, client: Client, visit: Visit, reply: packet.Packet, sid: str, status: str, minute: int,
+                 total: float, cause: str | None = None) -> None:
+        self.clock.now = visit.start.astimezone(timezone.utc) + timedelta(minutes=minute)
+        acct = client.CreateAcctPacket(User_Name=visit.username)
+        acct["Acct-Status-Type"], acct["Acct-Session-Id"] = status, sid
+        acct["Acct-Session-Time"] = minute * 60
+        # Like CoovaChilli out of the box: Input is what it sent to the client (90 % of the traffic).
+        acct["Acct-Input-Octets"] = int(total * 0.9) % 2**32
+        acct["Acct-Output-Octets"] = int(total * 0.1) % 2**32
+        acct["Calling-Station-Id"] = visit.mac
+        acct["Class"] = reply["Class"][0]
+        if cause:
+            acct["Acct-Terminate-Cause"] = cause
+        client.SendPacket(acct)
 
 
 def run(settings, policies: dict, db_factory, redis_client, people: int, days: int, seed: int,  # noqa: ANN001
@@ -139,12 +159,15 @@ def run(settings, policies: dict, db_factory, redis_client, people: int, days: i
     visits = plan(accounts, days, datetime.now(settings.tz), rng)
     total(len(visits))
     clock = _Clock()
+    desk = CoaDesk(secrets_by_ip, dictionary())
+    desk.start()
+    ports = _use_coa_ports(db_factory, desk.ports)
     server = RadiusServer(settings, policies, db_factory, redis_client, auth_port=0, acct_port=0, clock=clock)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     rejected = 0
     try:
-        player = Player(server, dictionary(), secrets_by_ip, clock)
+        player = Player(server, dictionary(), secrets_by_ip, clock, desk)
         for visit in visits:
             rejected += not player.play(visit)
             progress(1)
@@ -152,7 +175,18 @@ def run(settings, policies: dict, db_factory, redis_client, people: int, days: i
         server.running = False
         thread.join(5)
         server.shutdown()
+        desk.stop()
+        _use_coa_ports(db_factory, ports)
     return len(visits), rejected
+
+
+def _use_coa_ports(db_factory, ports: dict[str, int]) -> dict[str, int]:  # noqa: ANN001
+    """Point the simulated NAS at these CoA ports (by IP); return the ports they had."""
+    with db_factory.begin() as db:
+        before = dict(db.execute(select(Nas.ip, Nas.coa_port).where(Nas.ip.in_(list(ports)))).all())
+        for ip, port in ports.items():
+            db.execute(update(Nas).where(Nas.ip == ip).values(coa_port=port))
+    return before
 
 
 class _Clock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pyrad import packet
 from sqlalchemy import func, select
 
@@ -108,3 +110,69 @@ def test_sessions_of_a_silent_nas_are_closed(radius_server, dictionary, db_facto
     with db_factory() as db:
         assert db.scalar(select(Session.terminate_cause)) == "Stale"
     assert radius_server.redis.zcard(f"u:{uid}:open") == 0
+
+
+def _generations(db_factory, sid: str) -> list[tuple]:
+    with db_factory() as db:
+        return db.execute(select(Session.generation, Session.is_open, Session.seconds, Session.bytes_out)
+                          .where(Session.acct_session_id == sid).order_by(Session.generation)).all()
+
+
+def test_a_reused_session_id_is_a_new_session_and_retransmissions_stay_one(radius_server, dictionary, db_factory,
+                                                                          policies, clock):
+    """A NAS may hand an Acct-Session-Id to a later session (CoovaChilli makes it from the second and the
+    client's unit). Its retransmissions come byte for byte, 10 s later: past the reply cache."""
+    uid = add_user(db_factory, policies, "ana", "anapass123")
+    nas = Nas(radius_server, dictionary)
+    reply = nas.auth("ana", "anapass123")
+
+    def again(req) -> None:     # the same datagram once more, after the reply cache has let it go
+        radius_server.cache.entries.clear()
+        assert nas.client.SendPacket(req).code == packet.AccountingResponse
+
+    start1 = nas.acct_packet("Start", "s-1", "ana", reply=reply)
+    stop1 = nas.acct_packet("Stop", "s-1", "ana", seconds=60, bytes_in=100, bytes_out=1000, reply=reply)
+    nas.client.SendPacket(start1)
+    nas.client.SendPacket(stop1)
+    clock.now += timedelta(seconds=10)
+    again(start1)                                     # the first Start again, after its Stop
+    settle(radius_server)
+    assert _generations(db_factory, "s-1") == [(0, False, 60, 1000)]
+    clock.now += timedelta(seconds=5)
+    start2 = nas.acct_packet("Start", "s-1", "ana", reply=reply)      # the next session, the same id
+    nas.client.SendPacket(start2)
+    clock.now += timedelta(seconds=10)
+    again(start2)                                     # its own Start again ...
+    again(stop1)                                      # ... and the old session's Stop, late
+    nas.acct("Interim-Update", "s-1", "ana", seconds=30, bytes_in=10, bytes_out=20, reply=reply)
+    settle(radius_server)
+    assert _generations(db_factory, "s-1") == [(0, False, 60, 1000), (1, True, 30, 20)]
+    assert radius_server.redis.zcard(f"u:{uid}:open") == 1
+    nas.acct("Stop", "s-1", "ana", seconds=40, bytes_in=15, bytes_out=25, reply=reply)
+    settle(radius_server)
+    assert _usage(db_factory, uid) == (2, 100, 1025, 115)
+    assert radius_server.redis.zcard(f"u:{uid}:open") == 0
+
+
+def test_which_session_a_record_with_a_known_id_belongs_to(radius_server, dictionary, db_factory, policies, clock):
+    """A Start after its own Stop (the Start was lost and resent) is that session's; a Start from another
+    device, or after the NAS rebooted (MikroTik's ids start again), is a new one."""
+    uid = add_user(db_factory, policies, "ana", "anapass123")
+    nas = Nas(radius_server, dictionary)
+    reply = nas.auth("ana", "anapass123")
+    nas.acct("Stop", "late", "ana", seconds=30, bytes_out=300, reply=reply)
+    clock.now += timedelta(seconds=10)
+    nas.acct("Start", "late", "ana", reply=reply)
+    nas.acct("Start", "shared", "ana", reply=reply)
+    nas.acct("Stop", "shared", "ana", seconds=5, bytes_out=50, reply=reply)
+    nas.acct("Start", "shared", "ana", reply=reply, mac="AA-BB-CC-00-00-02")     # the same second
+    nas.acct("Start", "boot", "ana", reply=reply, mac="AA-BB-CC-00-00-03")
+    nas.acct("Accounting-On", "", mac=None)
+    clock.now += timedelta(seconds=60)
+    nas.acct("Start", "boot", "ana", reply=reply, mac="AA-BB-CC-00-00-03")
+    settle(radius_server)
+    assert _generations(db_factory, "late") == [(0, False, 30, 300)]
+    assert _generations(db_factory, "shared") == [(0, False, 5, 50), (1, False, 0, 0)]   # the On closed it
+    assert _generations(db_factory, "boot") == [(0, False, 0, 0), (1, True, 0, 0)]
+    assert _usage(db_factory, uid)[0] == 5
+    assert radius_server.redis.zcard(f"u:{uid}:open") == 1

@@ -260,6 +260,59 @@ def test_site_and_nas_add_list_show_remove(cli, db_factory):
     assert count(db_factory, "sites") == 0
 
 
+def test_nas_identifier_and_octets_direction(cli, db_factory, policies):
+    add_site(db_factory, policies)
+
+    def nas(name: str, ip: str, vendor: str, *extra: str) -> tuple[str, ...]:
+        return ("nas", "add", name, "--site", "Parque Hidalgo", "--ip", ip, "--secret", GOOD_SECRET, "--vendor",
+                vendor, *extra)
+    chilli = cli(*nas("ap-chilli", "10.20.0.5", "coova", "--nas-identifier", "nas01"))
+    routerboard = cli(*nas("ap-rb", "10.20.0.6", "mikrotik"))
+    assert chilli.code == 0 and "octets input-is-download" in chilli.out, chilli    # chilli's own default
+    assert routerboard.code == 0 and "octets input-is-upload" in routerboard.out, routerboard
+    taken, names_other, is_other, bad_direction, unknown, show, listing = cli.many(
+        nas("ap-3", "10.20.0.7", "coova", "--nas-identifier", "nas01"),
+        ("nas", "set", "ap-rb", "--nas-identifier", "ap-chilli"),
+        nas("nas01", "10.20.0.8", "coova"),
+        ("nas", "set", "ap-rb", "--octets-direction", "sideways"),
+        ("nas", "set", "ap-nada", "--coa-port", "3799"),
+        ("nas", "show", "ap-chilli"),
+        ("nas", "list"))
+    assert_error(taken, "nas01", "already names NAS 'ap-chilli'")
+    assert_error(names_other, "ap-chilli", "already names NAS 'ap-chilli'")
+    assert_error(is_other, "nas01", "another NAS's identifier")
+    assert bad_direction.code == 2 and "input-is-upload" in bad_direction.err
+    assert_error(unknown, "unknown NAS 'ap-nada'")
+    assert "nas_identifier: nas01" in show.out and "octets_direction: input-is-download" in show.out
+    assert listing.out.splitlines()[0].split()[:6] == ["name", "site", "ip", "vendor", "nas_identifier", "octets"]
+    assert "nas01" in listing.out and "input-is-download" in listing.out
+    changed = cli("nas", "set", "ap-chilli", "--octets-direction", "input-is-upload", "--nas-identifier", "")
+    assert changed.code == 0 and "nas_identifier, octets_direction changed" in changed.out, changed
+    assert rows(db_factory, "SELECT name, nas_identifier, octets_direction FROM nas ORDER BY name") == \
+        [("ap-chilli", None, "input-is-upload"), ("ap-rb", None, "input-is-upload")]
+    no_coa, bad_port = cli.many(("nas", "set", "ap-rb", "--coa-port", "0"),     # 0: it takes no CoA (slow lane)
+                                ("nas", "set", "ap-rb", "--coa-port", "70000"))
+    assert no_coa.code == 0 and "coa_port changed" in no_coa.out, no_coa
+    assert_error(bad_port, "CoA port 70000 is not a port number")
+    assert rows(db_factory, "SELECT coa_port FROM nas WHERE name = 'ap-rb'") == [(0,)]
+    # One `nas set` for everything (the monitor's probe too), and `nas show` / `nas list` say it in words.
+    everything = cli("nas", "set", "ap-chilli", "--nas-identifier", "chilli-2", "--octets-direction",
+                     "input-is-download", "--coa-port", "3990", "--probe", "tcp:3990")
+    bad_probe = cli("nas", "set", "ap-chilli", "--coa-port", "0", "--probe", "tcp:0")
+    assert everything.code == 0 and "nas_identifier, octets_direction, coa_port, probe changed" in everything.out
+    assert_error(bad_probe, "tcp probe: '0' is not a port number")
+    assert rows(db_factory, "SELECT nas_identifier, octets_direction, coa_port, probe FROM nas WHERE name = "
+                            "'ap-chilli'") == [("chilli-2", "input-is-download", 3990, "tcp:3990")]   # all or nothing
+    chilli, rb, listing = cli.many(("nas", "show", "ap-chilli"), ("nas", "show", "ap-rb"), ("nas", "list"))
+    assert "coa_port: 3990 (Disconnect- and CoA-Requests to port 3990)" in chilli.out
+    assert "probe: tcp:3990 (a TCP connection to 10.20.0.5 port 3990)" in chilli.out
+    assert "octets_direction: input-is-download (Acct-Input-Octets is what the client downloads" in chilli.out
+    assert "coa_port: 0 (takes no Disconnect- or CoA-Requests)" in rb.out and "probe: icmp (ICMP echo" in rb.out
+    assert listing.out.splitlines()[0].split()[6:8] == ["coa_port", "probe"]
+    lines = dict(line.split(maxsplit=1) for line in listing.out.splitlines()[1:])
+    assert " 3990 " in lines["ap-chilli"] and " none " in lines["ap-rb"] and "tcp:3990" in lines["ap-chilli"]
+
+
 def test_weak_nas_secrets_are_refused_in_production_and_warned_about_in_development(cli, db_factory, policies):
     add_site(db_factory, policies)
     prod = {"CONECTA_ENV": "production", "CONECTA_SECRET_KEY": PROD_KEY}

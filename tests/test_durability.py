@@ -18,7 +18,7 @@ from pyrad.client import Timeout
 from sqlalchemy import select, update
 
 from portal.core import accounts
-from portal.core.model import AcctRecord, Disconnect
+from portal.core.model import AcctRecord, CoaRequest, Disconnect
 from portal.core.model import Nas as NasRow
 from portal.core.redisconn import connect
 from radius.server import RadiusServer
@@ -178,33 +178,46 @@ def test_a_killed_applier_is_replaced_and_loses_nothing(settings, db_factory, po
     assert not list((settings.data_dir / "wal").glob("w*/*.log"))
 
 
-def test_the_applier_process_cuts_off_a_spent_pool(settings, db_factory, policies, nas_id, dictionary,
-                                                   redis_url):
-    """As deployed, the applier runs apart from the replies: it sees the pool spent and disconnects."""
+def test_the_applier_process_slows_down_or_cuts_off_a_spent_pool(settings, db_factory, policies, nas_id, dictionary,
+                                                                  redis_url, redis_client):
+    """As deployed, the applier runs apart from the replies: it sees a pool spent and sends the CoA-Request
+    of the slow lane (a data pool of the park) or the Disconnect-Request (its time). (`redis_client`
+    empties the Redis the process uses: earlier tests' open sessions would count as Ana's devices.)"""
     from tests.support.coanas import FakeCoaNas
     coa = FakeCoaNas(dictionary)
     with db_factory.begin() as db:
         db.execute(update(NasRow).where(NasRow.id == nas_id).values(coa_port=coa.port))
     add_user(db_factory, policies, "ana", "anapass123")
+    add_user(db_factory, policies, "beto", "betopass123")
     env, auth_port, acct_port = _radius_env(settings, redis_url)
     proc = subprocess.Popen([sys.executable, "-m", "portal", "radius"], env=env, cwd=ROOT,
                             stderr=subprocess.DEVNULL)
     try:
         _wait_ready(acct_port, dictionary)
         nas = Nas(SimpleNamespace(ports=(auth_port, acct_port)), dictionary)
-        reply = nas.auth("ana", "anapass123")
-        nas.acct("Start", "s1", "ana", reply=reply)
-        nas.acct("Interim-Update", "s1", "ana", seconds=600, bytes_out=1_100_000_000, reply=reply)  # > 1 GB/day
+        replies = {}
+        for user, password, sid, mac in (("ana", "anapass123", "s1", "AA-BB-CC-00-00-01"),
+                                         ("beto", "betopass123", "s2", "AA-BB-CC-00-00-02")):
+            replies[user] = nas.auth(user, password, mac=mac)
+            nas.acct("Start", sid, user, reply=replies[user], mac=mac)
+        nas.acct("Interim-Update", "s1", "ana", seconds=600, bytes_out=1_100_000_000, reply=replies["ana"],
+                 mac="AA-BB-CC-00-00-01")                                          # > 1 GB/day
+        nas.acct("Interim-Update", "s2", "beto", seconds=7300, bytes_out=1_000_000, reply=replies["beto"],
+                 mac="AA-BB-CC-00-00-02")                                          # > 2 h/day
         deadline = time.time() + 15
         while time.time() < deadline:
             with db_factory() as db:
-                done = db.scalars(select(Disconnect).where(Disconnect.result == "ack")).all()
-            if done:
+                slowed = db.scalars(select(CoaRequest).where(CoaRequest.result == "ack")).all()
+                cut = db.scalars(select(Disconnect).where(Disconnect.result == "ack")).all()
+            if slowed and cut:
                 break
             time.sleep(0.2)
-        assert [d.reason for d in done] == ["daily_data"]
-        assert coa.received[0]["Acct-Session-Id"] == ["s1"]
-        assert nas.auth("ana", "anapass123").code == packet.AccessReject
+        assert [(c.action, c.reason) for c in slowed] == [("slow", "daily_data")]
+        assert [d.reason for d in cut] == ["daily_time"]
+        assert {p["Acct-Session-Id"][0]: p.code for p in coa.received} == {"s1": packet.CoARequest,
+                                                                           "s2": packet.DisconnectRequest}
+        assert nas.auth("ana", "anapass123")["Reply-Message"][0].startswith("Usaste tu giga de hoy:")
+        assert nas.auth("beto", "betopass123").code == packet.AccessReject
         proc.terminate()
         assert proc.wait(30) == 0
     finally:

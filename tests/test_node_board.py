@@ -68,15 +68,18 @@ def test_nas_add_and_set_probe_on_the_command_line(settings, db_factory, policie
 def test_console_sets_a_probe_and_refuses_a_bad_one(app, db_factory, policies):
     nas_id = add_probed_nas(db_factory, policies, "ap-kiosco", NAS_IP)
     admin = signed_in(app, db_factory)
-    html = page(admin.get("/staff/nas"))
+    assert "eco ICMP" in page(admin.get("/staff/nas"))
+    html = page(admin.get(f"/staff/nas/{nas_id}"))      # the NAS's page edits everything `nas set` does
     assert 'value="icmp"' in html
-    assert admin.post(f"/staff/nas/{nas_id}/probe", data={"csrf_token": csrf_token(html),
-                                                          "probe": "tcp:8291"}).status_code == 302
-    bad = admin.post(f"/staff/nas/{nas_id}/probe", data={"csrf_token": csrf_token(html), "probe": "tcp:0"})
+    assert admin.post(f"/staff/nas/{nas_id}", data={"csrf_token": csrf_token(html),
+                                                    "probe": "tcp:8291"}).status_code == 302
+    bad = admin.post(f"/staff/nas/{nas_id}", data={"csrf_token": csrf_token(html), "probe": "tcp:0"})
     assert bad.status_code == 400 and "not a port number" in page(bad)
     with db_factory() as db:
         assert db.get(Nas, nas_id).probe == "tcp:8291"
-        assert db.scalar(select(AuditEntry.target).where(AuditEntry.action == "nas-probe")) == "ap-kiosco: tcp:8291"
+        audited = db.scalar(select(AuditEntry.target).where(AuditEntry.action == "nas-edit"))
+    assert audited == "ap-kiosco: probe=tcp:8291"
+    assert "tcp:8291" in page(admin.get("/staff/nas"))
 
 
 def _state_cells(html: str) -> list[tuple[str, str]]:

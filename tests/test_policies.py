@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, time, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -9,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from policies import POLICY_DIR, PolicyError, Usage, evaluate, load_policies, period_keys
-from policies.evaluate import next_reset
-from policies.model import policy_from_dict
+from policies.evaluate import COUNTERS, next_reset, spent
+from policies.model import AfterQuota, policy_from_dict
 from policies.units import parse_duration, parse_rate, parse_size
 
 MX = ZoneInfo("America/Mexico_City")
@@ -41,6 +42,12 @@ def shipped():
     return load_policies()
 
 
+@pytest.fixture(scope="module")
+def cut_off(shipped):
+    """The park policy as it was before the slow lane: a spent data pool ends the session."""
+    return replace(shipped["parque"], after_quota=AfterQuota())
+
+
 # --- the shipped files ------------------------------------------------------------------------------------
 
 
@@ -56,6 +63,7 @@ def test_every_shipped_policy_loads_with_its_figures(shipped):
     assert (limits.session_time, limits.idle_timeout, limits.devices) == (HOUR, 600, 2)
     assert (parque.rate_down, parque.rate_up) == (5_000_000, 1_000_000)
     assert (parque.open, parque.close, parque.interim_interval) == (time(6), time(23), 300)
+    assert parque.after_quota == AfterQuota("throttle", 256_000, 128_000, ("daily_data", "monthly_data"))
 
     centro = shipped["centro-digital"]
     assert (centro.limits.daily_time, centro.limits.daily_data, centro.limits.session_time) == \
@@ -70,6 +78,7 @@ def test_every_shipped_policy_loads_with_its_figures(shipped):
     assert (personal.limits.daily_time, personal.limits.monthly_data, personal.limits.session_time) == \
         (None, None, 24 * HOUR)
     assert (personal.rate_down, personal.rate_up) == (50 * MB, 10 * MB)
+    assert {p.after_quota.action for name, p in shipped.items() if name != "parque"} == {"disconnect"}
 
 
 # --- units ------------------------------------------------------------------------------------------------
@@ -107,6 +116,10 @@ def test_units_in_a_policy_file(tmp_path):
 # --- errors name the file and the key ---------------------------------------------------------------------
 
 
+THROTTLE = ('[limits]\ndaily_data = "1GB"\n[bandwidth]\ndown = "5Mbit"\nup = "1Mbit"\n'
+            '[after_quota]\naction = "throttle"\n')
+
+
 @pytest.mark.parametrize(("body", "key"), [
     ('[limits]\ndaily_time = "2 horas"', "limits.daily_time"),          # bad unit
     ('[limits]\ndaily_time = "2H"', "limits.daily_time"),
@@ -131,6 +144,22 @@ def test_units_in_a_policy_file(tmp_path):
     ('[limits]\ndaily_minutes = 90', "limits.daily_minutes"),         # unknown key in a section
     ('nombre = "plaza"', "nombre"),                                   # unknown key at the top
     ('limits = "2h"', "[limits]"),
+    ('[after_quota]\nspeed = "1Mbit"', "after_quota.speed"),                        # unknown key
+    ('[after_quota]\naction = "slow"', "after_quota.action"),
+    (f'{THROTTLE}down = "256kbps"\nup = "128kbit"', "after_quota.down"),            # bad rate
+    (f'{THROTTLE}down = "0kbit"\nup = "128kbit"', "after_quota.down"),
+    (f'{THROTTLE}down = "10Mbit"\nup = "128kbit"', "after_quota.down"),             # faster than normal
+    (f'{THROTTLE}down = "256kbit"\nup = "1Mbit"', "after_quota.up"),                # as fast as normal
+    (f'{THROTTLE}down = "256kbit"', "after_quota.up"),                               # missing
+    (f'{THROTTLE}down = "256kbit"\nup = "128kbit"\napplies_to = ["daily_time"]', "after_quota.applies_to"),
+    (f'{THROTTLE}down = "256kbit"\nup = "128kbit"\napplies_to = ["monthly_data"]', "after_quota.applies_to"),
+    (f'{THROTTLE}down = "256kbit"\nup = "128kbit"\napplies_to = []', "after_quota.applies_to"),
+    (f'{THROTTLE}down = "256kbit"\nup = "128kbit"\napplies_to = "daily_data"', "after_quota.applies_to"),
+    ('[limits]\ndaily_data = "1GB"\n[after_quota]\naction = "disconnect"\ndown = "256kbit"', "after_quota.down"),
+    ('[limits]\ndaily_time = "2h"\n[bandwidth]\ndown = "5Mbit"\nup = "1Mbit"\n[after_quota]\naction = "throttle"\n'
+     'down = "256kbit"\nup = "128kbit"', "after_quota"),                          # no data pool to throttle
+    ('[limits]\ndaily_data = "1GB"\n[after_quota]\naction = "throttle"\ndown = "256kbit"\nup = "128kbit"',
+     "bandwidth.down"),                                                            # no normal rate
 ])
 def test_bad_values_are_errors_naming_file_and_key(tmp_path, body, key):
     message = load_error(tmp_path, f'name = "plaza"\n{body}\n')
@@ -164,11 +193,14 @@ def test_missing_name_invalid_toml_and_duplicate_names(tmp_path):
 # --- evaluate: accept and the Session-Timeout -------------------------------------------------------------
 
 
-def test_an_accept_carries_the_policy_caps(shipped):
-    d = evaluate(shipped["parque"], Usage(), local(2026, 11, 26, 18, 0))
+def test_an_accept_carries_the_policy_caps(shipped, cut_off):
+    d = evaluate(cut_off, Usage(), local(2026, 11, 26, 18, 0))
     assert d.accept and d.reason == "ok"
     assert (d.session_timeout, d.idle_timeout, d.interim_interval) == (HOUR, 600, 300)
-    assert (d.data_left, d.rate_down, d.rate_up) == (1 * GB, 5_000_000, 1_000_000)
+    assert (d.data_left, d.rate_down, d.rate_up, d.slow_until) == (1 * GB, 5_000_000, 1_000_000, None)
+    # A pool that throttles is no cap for the NAS: it would end the session there.
+    throttled = evaluate(shipped["parque"], Usage(), local(2026, 11, 26, 18, 0))
+    assert (throttled.accept, throttled.data_left, throttled.rate_down, throttled.message) == (True, None, 5 * MB, "")
 
     personal = evaluate(shipped["personal"], Usage(day_seconds=20 * HOUR, month_bytes=500 * GB),
                         local(2026, 11, 26, 3, 0))
@@ -194,8 +226,8 @@ def test_session_timeout_is_the_least_of_all_limits(shipped, usage, when, expect
     (Usage(day_bytes=800 * MB, month_bytes=1 * GB), 200 * MB),          # the day is tighter
     (Usage(), 1 * GB),
 ])
-def test_data_left_is_the_least_of_daily_and_monthly(shipped, usage, expected):
-    assert evaluate(shipped["parque"], usage, local(2026, 11, 26, 12, 0)).data_left == expected
+def test_data_left_is_the_least_of_daily_and_monthly(cut_off, usage, expected):
+    assert evaluate(cut_off, usage, local(2026, 11, 26, 12, 0)).data_left == expected
 
 
 def test_ejido_has_only_a_monthly_data_pool(shipped):
@@ -225,14 +257,66 @@ def test_ejido_has_only_a_monthly_data_pool(shipped):
     (Usage(open_sessions=2), (2026, 11, 26, 18, 0), "devices",
      "Ya tienes 2 dispositivos conectados, el máximo. Desconecta uno para entrar con este."),
 ])
-def test_rejects_name_the_limit_and_the_reset(shipped, usage, when, reason, message):
-    d = evaluate(shipped["parque"], usage, local(*when))
+def test_rejects_name_the_limit_and_the_reset(cut_off, usage, when, reason, message):
+    d = evaluate(cut_off, usage, local(*when))
     assert not d.accept
     assert (d.reason, d.message) == (reason, message)
 
 
 def test_one_device_fewer_than_the_limit_is_accepted(shipped):
     assert evaluate(shipped["parque"], Usage(open_sessions=1), local(2026, 11, 26, 18, 0)).accept
+
+
+# --- evaluate: the slow lane ([after_quota] throttle) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("usage", "when", "reason", "message", "until"), [
+    (Usage(day_bytes=1 * GB), (2026, 11, 26, 18, 0), "daily_data",
+     "Usaste tu giga de hoy: sigues conectado a velocidad reducida hasta las 00:00.", (2026, 11, 27)),
+    (Usage(day_bytes=1 * GB + 1), (2026, 11, 26, 22, 0), "daily_data",
+     "Usaste tu giga de hoy: sigues conectado a velocidad reducida hasta las 00:00.", (2026, 11, 27)),
+    (Usage(day_bytes=1 * GB, month_bytes=20 * GB), (2026, 12, 31, 18, 0), "monthly_data",   # the later reset
+     "Usaste tus 20 GB de este mes: sigues conectado a velocidad reducida hasta el 1 de enero.", (2027, 1, 1)),
+    (Usage(day_bytes=200 * MB, month_bytes=20 * GB), (2026, 11, 26, 18, 0), "monthly_data",
+     "Usaste tus 20 GB de este mes: sigues conectado a velocidad reducida hasta el 1 de diciembre.", (2026, 12, 1)),
+])
+def test_a_spent_pool_that_throttles_accepts_in_the_slow_lane(shipped, usage, when, reason, message, until):
+    d = evaluate(shipped["parque"], usage, local(*when))
+    assert d.accept and (d.reason, d.message) == (reason, message)
+    assert (d.rate_down, d.rate_up, d.data_left) == (256_000, 128_000, None)       # no data cap in the slow lane
+    assert d.slow_until == local(*until, 0, 0)
+    assert d.session_timeout == min(HOUR, int((local(*when).replace(hour=23) - local(*when)).total_seconds()) or HOUR)
+
+
+def test_the_slow_lane_keeps_time_limits_hours_and_devices(shipped):
+    parque = shipped["parque"]
+    spent_data = Usage(day_bytes=2 * GB, day_seconds=HOUR + 50 * 60)
+    d = evaluate(parque, spent_data, local(2026, 11, 26, 18, 0))
+    assert d.accept and d.session_timeout == 10 * 60                         # the 2 h a day still count
+    assert evaluate(parque, replace(spent_data, day_seconds=2 * HOUR), local(2026, 11, 26, 18, 0)).reason == \
+        "daily_time"
+    assert evaluate(parque, spent_data, local(2026, 11, 26, 23, 30)).reason == "closed"
+    assert evaluate(parque, replace(spent_data, open_sessions=2), local(2026, 11, 26, 18, 0)).reason == "devices"
+    english = evaluate(parque, spent_data, local(2026, 11, 26, 18, 0), "en")
+    assert english.message == "You used today's gigabyte: you stay online at reduced speed until 00:00."
+
+
+def test_a_pool_left_out_of_applies_to_still_ends_the_session(tmp_path):
+    write(tmp_path, "p.toml", 'name = "p"\n[limits]\ndaily_data = "1GB"\nmonthly_data = "20GB"\n[bandwidth]\n'
+                              'down = "5Mbit"\nup = "1Mbit"\n[after_quota]\naction = "throttle"\ndown = "256kbit"\n'
+                              'up = "128kbit"\napplies_to = ["daily_data"]\n')
+    policy = load_policies(tmp_path)["p"]
+    now = local(2026, 11, 26, 12, 0)
+    d = evaluate(policy, Usage(day_bytes=1 * GB, month_bytes=19 * GB), now)
+    assert d.accept and d.slow_until is not None and d.data_left == 1 * GB     # the month still caps
+    month = evaluate(policy, Usage(day_bytes=1 * GB, month_bytes=20 * GB), now)
+    assert not month.accept and month.reason == "monthly_data"
+    counters = {c.name: c for c in COUNTERS}
+    # Mid-session, a pool that ends the session comes before one that only slows it down.
+    assert spent(policy, Usage(day_bytes=1 * GB, month_bytes=20 * GB)) == counters["monthly_data"]
+    assert spent(policy, Usage(day_bytes=1 * GB)) == counters["daily_data"]
+    assert spent(policy, Usage(day_bytes=1 * GB, day_seconds=10)) == counters["daily_data"]
+    assert spent(policy, Usage()) is None
 
 
 def test_opening_hours_across_midnight():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -15,6 +14,7 @@ from portal.core.model import Nas as NasRow
 from tests.support.builders import add_site_and_nas, add_user, settle
 from tests.support.coanas import FakeCoaNas
 from tests.support.radiusclient import Nas
+from tests.support.slowlane import serving
 
 MEX = timedelta(hours=6)  # America/Mexico_City is UTC-6 in November
 
@@ -37,7 +37,7 @@ def test_time_left_today_across_devices(radius_server, dictionary, db_factory, p
     reply = nas.auth("ana", "anapass123")
     assert reply.code == packet.AccessAccept
     assert reply["Session-Timeout"] == [7200 - 5400]       # 2 h a day minus 90 min on two devices
-    assert reply["ChilliSpot-Max-Total-Octets"] == [10**9 - 2 * 10**6]
+    assert "ChilliSpot-Max-Total-Octets" not in reply      # parque's data pools slow down: no cap for the NAS
 
 
 def test_daily_time_spent_rejects_until_local_midnight(radius_server, dictionary, db_factory, policies, clock):
@@ -104,32 +104,29 @@ def test_monthly_pool_with_gigawords(radius_server, dictionary, db_factory, poli
     assert spent["Reply-Message"] == ["Usaste tus 30 GB de este mes. Vuelve a partir del 1 de diciembre."]
 
 
+EJIDO_POOL = 30 * 10**9     # a monthly cap over 4 GiB: Gigawords where the vendor has them
+
+
 @pytest.mark.parametrize(("vendor", "expected"), [
-    ("mikrotik", {"Mikrotik-Rate-Limit": ["1000k/5000k"], "Mikrotik-Total-Limit": [10**9]}),
-    ("pfsense", {"pfSense-Bandwidth-Max-Up": [10**6], "pfSense-Bandwidth-Max-Down": [5 * 10**6],
-                 "pfSense-Max-Total-Octets": [10**9]}),
-    ("generic", {"WISPr-Bandwidth-Max-Up": [10**6], "WISPr-Bandwidth-Max-Down": [5 * 10**6]}),
+    ("mikrotik", {"Mikrotik-Rate-Limit": ["2000k/10000k"], "Mikrotik-Total-Limit": [EJIDO_POOL % 2**32],
+                  "Mikrotik-Total-Limit-Gigawords": [EJIDO_POOL // 2**32]}),
+    ("pfsense", {"pfSense-Bandwidth-Max-Up": [2 * 10**6], "pfSense-Bandwidth-Max-Down": [10 * 10**6],
+                 "pfSense-Max-Total-Octets": [2**32 - 1]}),
+    ("generic", {"WISPr-Bandwidth-Max-Up": [2 * 10**6], "WISPr-Bandwidth-Max-Down": [10 * 10**6]}),
 ])
 def test_vendor_reply_attributes(vendor, expected, settings, policies, db_factory, redis_client, dictionary, clock):
-    from radius.server import RadiusServer
     add_site_and_nas(db_factory, policies, vendor=vendor, ip="127.0.0.1", site="Plaza")
-    add_user(db_factory, policies, "ana", "anapass123")
-    server = RadiusServer(settings, policies, db_factory, redis_client, clock=clock)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        reply = Nas(server, dictionary).auth("ana", "anapass123")
-    finally:
-        server.running = False
-        thread.join(5)
-        server.shutdown()
+    add_user(db_factory, policies, "casa-7", "casa7pass", policy="ejido")       # a pool that ends the session
+    with serving(settings, policies, db_factory, redis_client, clock) as server:
+        reply = Nas(server, dictionary).auth("casa-7", "casa7pass")
     for name, value in expected.items():
         assert reply[name] == value
     assert "ChilliSpot-Max-Total-Octets" not in reply
 
 
 @pytest.mark.parametrize("answer", [True, False])
-def test_interim_over_quota_sends_disconnect(answer, radius_server, dictionary, db_factory, policies, nas_id):
+def test_interim_over_a_limit_that_ends_sessions_sends_disconnect(answer, radius_server, dictionary, db_factory,
+                                                                   policies, nas_id):
     coa = FakeCoaNas(dictionary, answer=answer)
     with db_factory.begin() as db:
         db.execute(update(NasRow).where(NasRow.id == nas_id).values(coa_port=coa.port))
@@ -139,7 +136,7 @@ def test_interim_over_quota_sends_disconnect(answer, radius_server, dictionary, 
         nas = Nas(radius_server, dictionary)
         reply = nas.auth("ana", "anapass123")
         nas.acct("Start", "s1", "ana", reply=reply, Framed_IP_Address="10.1.0.7")
-        nas.acct("Interim-Update", "s1", "ana", seconds=600, bytes_out=1_100_000_000, reply=reply)  # > 1 GB/day
+        nas.acct("Interim-Update", "s1", "ana", seconds=7300, bytes_out=100_000_000, reply=reply)  # > 2 h/day
         deadline = time.time() + 5
         result = None
         while time.time() < deadline and result in (None, "pending"):
@@ -149,11 +146,12 @@ def test_interim_over_quota_sends_disconnect(answer, radius_server, dictionary, 
         with db_factory() as db:
             row = db.scalars(select(Disconnect)).one()
         assert row.result == ("ack" if answer else "timeout")
-        assert row.reason == "daily_data"
+        assert row.reason == "daily_time"
         assert row.attempts == (1 if answer else 2)
         sent = coa.received[0]
         assert sent["User-Name"] == ["ana"] and sent["Acct-Session-Id"] == ["s1"]
         assert sent["Calling-Station-Id"] == ["AA-BB-CC-00-00-01"]
-        assert len(coa.received) == row.attempts
+        assert len(coa.received) == row.attempts and all(coa.verified)
+        assert not coa.of(packet.CoARequest)        # time limits end the session: no slow lane
     finally:
         coa.close()

@@ -151,3 +151,25 @@ def test_one_hidden_cell_takes_the_next_smallest_with_it():
     assert reports.hidden_cells(cells, 3) == set()
     assert reports.hidden_cells([{"users": 1}, {"users": 2}, {"users": 9}], 5) == {0, 1, 2}   # 1 + 2 < 5
     assert reports.hidden_cells([{"users": 2}, {"users": 3}, {"users": 9}], 5) == {0, 1}
+
+
+def test_cli_slow_lane_report(db_factory, settings):
+    """`conecta report slow-lane`: the people who reached it, their sessions in it and its bytes, only over
+    the rows of people who reached it, with the same suppression."""
+    from portal.core.model import UsageDaily
+    day = date(2026, 11, 20)
+    with db_factory.begin() as db:
+        for uid, gender, slow_sessions, slow_bytes in ((1, "female", 1, 300), (2, "female", 0, 0),
+                                                       (3, "male", 2, 500), (4, "female", 0, 40)):
+            db.add(UsageDaily(day=day, user_id=uid, site_id=1, sessions=3, seconds=60, bytes_down=10**6,
+                              bytes_up=10, gender=gender, age_band="18-29", slow_sessions=slow_sessions,
+                              slow_bytes=slow_bytes))
+    env = {**os.environ, "CONECTA_DATABASE_URL": settings.database_url, "CONECTA_DATA_DIR": str(settings.data_dir)}
+    args = [sys.executable, "-m", "portal", "report", "slow-lane", "--from", "2026-11-20", "--to", "2026-11-20",
+            "--by", "gender", "--format", "csv"]
+    out = subprocess.run([*args, "--min-cell", "0"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["gender,users,sessions,bytes,suppressed,row", "female,2,1,340,false,cell",
+                                       "male,1,2,500,false,cell", ",3,3,840,false,total"]
+    hidden = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert hidden.stdout.splitlines()[1:] == ["female,,,,true,cell", "male,,,,true,cell", ",,,,true,total"]

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from portal.core import reports
 from portal.core.macs import pseudonym
-from portal.core.model import AcctRecord, Device, Session, UsageDaily, UsageMonthly, User
+from portal.core.model import AcctRecord, CoaRequest, Device, Session, UsageDaily, UsageMonthly, User
 from portal.core.retention import purge
 
 
@@ -35,12 +35,14 @@ def test_purge_keeps_aggregates(db_factory, settings):
                     AcctRecord(dedup="a" * 32, received_at=old, nas_id=1, status="stop"),
                     AcctRecord(dedup="b" * 32, received_at=new, nas_id=1, status="stop"),
                     Session(nas_id=1, site_id=1, acct_session_id="x", username="p-old", mac="aa:00:00:00:00:01",
-                            started_at=old, updated_at=old, is_open=False)])
+                            started_at=old, updated_at=old, is_open=False),
+                    CoaRequest(session_id=1, nas_id=1, action="slow", reason="daily_data", requested_at=old),
+                    CoaRequest(session_id=2, nas_id=1, action="slow", reason="daily_data", requested_at=new)])
     with db_factory() as db:
         counts = purge(db, datetime(2025, 11, 26))
         db.commit()
-    assert counts == {"accounting records": 1, "disconnect records": 0, "sessions": 1, "devices": 1,
-                      "portal registrations": 1}
+    assert counts == {"accounting records": 1, "disconnect records": 0, "speed change records": 1, "sessions": 1,
+                      "devices": 1, "portal registrations": 1}
     with db_factory() as db:
         assert db.scalars(select(User.username)).all() == ["p-new"]
         assert db.scalars(select(Device.mac)).all() == ["aa:00:00:00:00:02"]

@@ -44,3 +44,35 @@ def test_make_run_fills_the_demo_once(settings, redis_url, db_factory):
     assert second.returncode == 0 and "no demo data added" in second.stdout
     with db_factory() as db:
         assert stored > 0 and db.scalar(select(func.count()).select_from(AcctRecord)) == stored
+
+
+def test_the_simulated_access_points_obey_coa_and_disconnect_requests(dictionary):
+    """As CoovaChilli does: a playing session's rate changes on a CoA-Request, it ends on a Disconnect-Request
+    (ACKs), an unknown session is NAKed with Error-Cause 503, and a request signed with another secret is
+    dropped."""
+    from pyrad import packet
+
+    from portal.core.coa import exchange
+    from radius.simdesk import CoaDesk
+    secret = "sim-secret-0123456789abcdef"
+    desk = CoaDesk({"127.0.1.250": secret}, dictionary)
+    desk.start()
+    port = desk.ports["127.0.1.250"]
+
+    def ask(code: int, sid: str, key: str = secret, **rates) -> object:
+        attrs = [("User-Name", "sim-00001"), ("Acct-Session-Id", sid), *rates.items()]
+        return exchange("127.0.1.250", port, key.encode(), dictionary, code, attrs, backoff=(0.3,))
+    try:
+        state = desk.start_session("a1b2c3", 5_000_000)
+        slow = ask(packet.CoARequest, "a1b2c3", **{"ChilliSpot-Bandwidth-Max-Down": 256,
+                                                   "ChilliSpot-Bandwidth-Max-Up": 128})
+        assert (slow.result, state.down, state.ended) == ("ack", 256_000, False)
+        unknown = ask(packet.CoARequest, "ffffff", **{"ChilliSpot-Bandwidth-Max-Down": 256})
+        assert (unknown.result, unknown.error_cause) == ("nak", 503)
+        assert ask(packet.DisconnectRequest, "a1b2c3", key="another-secret-0123456789").result == "timeout"
+        assert not state.ended
+        assert ask(packet.DisconnectRequest, "a1b2c3").result == "ack" and state.ended
+        desk.end_session("a1b2c3")
+        assert ask(packet.DisconnectRequest, "a1b2c3").result == "nak"
+    finally:
+        desk.stop()

@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import select, update
 
 from portal.core import sites, staffauth
-from portal.core.model import AuditEntry, FaultReport, Site, Staff
+from portal.core.model import AuditEntry, FaultReport, Nas, Site, Staff
 from tests.support.web import csrf_token
 
 PASSWORD = "correct horse battery staple"
-ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/sites/1", "/staff/nas", "/staff/people", "/staff/audit"]
+ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/sites/1", "/staff/nas", "/staff/nas/1", "/staff/people",
+              "/staff/audit"]
 ANY_STAFF = ["/staff/", "/staff/policies", "/staff/faults", "/staff/reports", "/staff/reports/hours.svg",
              "/staff/reports/sites.svg", "/staff/reports/export.csv", "/staff/reports/export.xlsx",
              "/staff/reports/export.json", "/staff/availability", "/staff/availability/export.csv",
@@ -37,6 +38,9 @@ def sign_in(client, email: str, password: str = PASSWORD):
 
 
 def test_roles_on_every_route(app, db_factory):
+    with db_factory() as db:       # /staff/nas/1
+        sites.add_nas(db, sites.NasSpec("ap-1", "Parque Central", "10.9.0.1", "s" * 20, "generic"), False)
+        db.commit()
     anonymous = app.test_client()
     for path in ADMIN_ONLY + ANY_STAFF:
         response = anonymous.get(path)
@@ -128,6 +132,57 @@ def test_new_nas_secret_shown_once(client, db_factory):
     secret = re.search(r"<code>([0-9a-f]{32})</code>", created).group(1)
     assert secret not in client.get("/staff/nas").get_data(as_text=True)
     assert secret not in client.get("/staff/audit").get_data(as_text=True)
+
+
+def test_nas_page_shows_what_each_nas_calls_itself_and_counts_as_input(client, db_factory):
+    sign_in(client, "admin@city.mx")
+    page = client.get("/staff/nas").get_data(as_text=True)
+    for name, ip, vendor, identifier in (("ap-chilli", "10.9.0.2", "coova", "nas01"),
+                                         ("ap-rb", "10.9.0.3", "mikrotik", "")):
+        assert client.post("/staff/nas", data={"csrf_token": csrf_token(page), "name": name, "site": "Parque Central",
+                                               "ip": ip, "vendor": vendor, "nas_identifier": identifier,
+                                               "octets_direction": ""}).status_code == 200
+    refused = client.post("/staff/nas", data={"csrf_token": csrf_token(page), "name": "ap-3", "site": "Parque Central",
+                                              "ip": "10.9.0.4", "vendor": "coova", "nas_identifier": "ap-rb"})
+    assert refused.status_code == 400 and "already names NAS &#39;ap-rb&#39;" in refused.get_data(as_text=True)
+    html = client.get("/staff/nas").get_data(as_text=True)
+    rows = [re.findall(r"<td>([^<]*)</td>", row)[:6] for row in re.findall(r"<tr><td>ap-.*?</tr>", html, re.S)]
+    assert [(r[0], r[3], r[4], r[5]) for r in rows] == [
+        ("ap-chilli", "coova", "nas01", "Acct-Input-Octets = lo que descarga el cliente"),
+        ("ap-rb", "mikrotik", "", "Acct-Input-Octets = lo que sube el cliente (RFC 2866)")]
+
+
+def test_nas_page_changes_what_nas_set_changes(client, db_factory):
+    """The access point's page edits its NAS-Identifier, octet direction, CoA port (0: none) and probe, all
+    checked before any is saved, and audits what changed."""
+    sign_in(client, "admin@city.mx")
+    page = client.get("/staff/nas").get_data(as_text=True)
+    client.post("/staff/nas", data={"csrf_token": csrf_token(page), "name": "ap-chilli", "site": "Parque Central",
+                                    "ip": "10.9.0.2", "vendor": "coova", "nas_identifier": "nas01"})
+    with db_factory() as db:
+        nas_id = db.scalar(select(Nas.id).where(Nas.name == "ap-chilli"))
+    form = client.get(f"/staff/nas/{nas_id}").get_data(as_text=True)
+    assert 'value="nas01"' in form and 'value="3799"' in form and 'value="icmp"' in form
+    assert '<option value="input-is-download" selected>' in form
+    change = {"csrf_token": csrf_token(form), "nas_identifier": "", "octets_direction": "input-is-upload",
+              "coa_port": "0", "probe": "tcp:3990"}
+    refused = client.post(f"/staff/nas/{nas_id}", data={**change, "probe": "http:http://10.9.9.9/"})
+    assert refused.status_code == 400 and "probes reach only the NAS" in refused.get_data(as_text=True)
+    for bad in ("70000", "x"):
+        assert client.post(f"/staff/nas/{nas_id}", data={**change, "coa_port": bad}).status_code == 400
+    with db_factory() as db:
+        nas = db.get(Nas, nas_id)
+        assert (nas.nas_identifier, nas.octets_direction, nas.coa_port, nas.probe) == \
+            ("nas01", "input-is-download", 3799, "icmp")                  # nothing of a refused change is kept
+    assert client.post(f"/staff/nas/{nas_id}", data=change).status_code == 302
+    with db_factory() as db:
+        nas = db.get(Nas, nas_id)
+        assert (nas.nas_identifier, nas.octets_direction, nas.coa_port, nas.probe) == \
+            (None, "input-is-upload", 0, "tcp:3990")
+        audited = db.scalar(select(AuditEntry.target).where(AuditEntry.action == "nas-edit"))
+    assert audited == "ap-chilli: nas_identifier=, octets_direction=input-is-upload, coa_port=0, probe=tcp:3990"
+    listing = client.get("/staff/nas").get_data(as_text=True)
+    assert "ninguno (no acepta CoA)" in listing and "tcp:3990" in listing
 
 
 def test_node_board_and_staff_disconnect(client, db_factory, policies, dictionary, radius_server, nas_id, clock):
@@ -232,3 +287,44 @@ def test_fault_reports_by_site_and_status(client, db_factory, policies):
     assert texts(f"site={other}") == ["sin señal en el ejido", "ya quedó"]
     assert texts(f"site={other}&status=new") == ["sin señal en el ejido"]
     assert texts("site=1%20OR%201=1") == ["lento en el parque", "sin señal en el ejido", "ya quedó"]
+
+
+def test_the_slow_lane_on_the_sessions_page_and_in_the_reports(client, db_factory, policies, dictionary, radius_server,
+                                                               nas_id):
+    """Which sessions are in the slow lane and what their access points answered; the report's figures in
+    the page, its exports and the API, with small cells hidden."""
+    from portal.core.model import Nas as NasRow
+    from tests.support.builders import settle
+    from tests.support.coanas import FakeCoaNas
+    from tests.support.slowlane import outcomes, spend_the_day
+    coa = FakeCoaNas(dictionary, coa="nak", error_cause=503)
+    with db_factory.begin() as db:
+        db.execute(update(NasRow).where(NasRow.id == nas_id).values(coa_port=coa.port))
+    try:
+        nas, _ = spend_the_day(radius_server, dictionary, db_factory, policies)
+        outcomes(db_factory)
+        nas.acct("Start", "s2", "ana", reply=nas.auth("ana", "anapass123", mac="AA-BB-CC-00-00-02"),
+                 mac="AA-BB-CC-00-00-02")       # the next login: in the slow lane from the start
+        nas.acct("Interim-Update", "s2", "ana", seconds=300, bytes_out=25_000_000, mac="AA-BB-CC-00-00-02")
+        settle(radius_server)
+    finally:
+        coa.close()
+    sign_in(client, "admin@city.mx")
+    html = client.get("/staff/sessions").get_data(as_text=True)
+    assert "2 de 2 a velocidad reducida" not in html and "1 de 2 a velocidad reducida" in html
+    changes = html[html.index('id="speed-changes"'):]
+    assert "A velocidad reducida (saldo agotado)" in changes
+    assert "Rechazada por el punto de acceso (causa 503); se pidió la desconexión en su lugar" in changes
+    day = radius_server.clock().astimezone(radius_server.settings.tz).date().isoformat()
+    query = f"from={day}&to={day}&by=site&by=gender&min_cell=1"
+    report = client.get(f"/staff/reports?{query}").get_data(as_text=True)
+    table = report[report.index('id="slow-lane"'):]
+    assert "<td>Parque Central</td><td>female</td><td>1</td><td>1</td><td>0.03</td>" in table
+    csv = client.get(f"/staff/reports/export.csv?{query}&figures=slow-lane").get_data(as_text=True)
+    assert csv.splitlines()[:2] == ["site,gender,users,sessions,bytes,suppressed,row",
+                                    "Parque Central,female,1,1,25000000,false,cell"]
+    api = client.get(f"/api/v1/reports?{query.replace('min_cell=1', 'min_cell=5')}&figures=slow-lane").get_json()
+    assert api[0]["suppressed"] is True and api[0]["users"] is None and api[0]["bytes"] is None
+    assert client.get(f"/api/v1/reports?{query}&figures=everything").status_code == 400
+    policies_page = client.get("/staff/policies").get_data(as_text=True)
+    assert "velocidad reducida a 256 / 128 kbit/s (daily_data, monthly_data)" in policies_page

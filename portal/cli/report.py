@@ -1,15 +1,46 @@
-"""`conecta report usage|availability|nodes`: the same query layers as the console and the API, in the
-terminal."""
+"""`conecta report usage|slow-lane|availability|nodes`: the same query layers as the console and the API, in
+the terminal."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from portal.core import availability, board, exports, reports
 from portal.core.model import utcnow
+
+
+def _options(command: Callable) -> Callable:
+    """The options every report shares."""
+    for option in reversed([
+        click.option("--from", "start", required=True, help="first local day, 2026-11-01"),
+        click.option("--to", "end", required=True, help="last local day (inclusive)"),
+        click.option("--by", default="", help="comma-separated: site,site_kind,gender,age_band,day,month"),
+        click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json", "xlsx"])),
+        click.option("--min-cell", default=5, show_default=True, type=click.IntRange(0, 1000),
+                     help="cells with fewer distinct people show no figures (0: internal use only)"),
+        click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="file (required for xlsx)"),
+        click.pass_obj,
+    ]):
+        command = option(command)
+    return command
+
+
+def _report(c, figures: str, start: str, end: str, by: str, fmt: str, min_cell: int,  # noqa: ANN001
+            output: Path | None) -> None:
+    columns = reports.parse_by(by)
+    first, last = reports.parse_day(start, "--from"), reports.parse_day(end, "--to")
+    metrics = reports.FIGURES[figures]
+    with c.db() as db:
+        rows = reports.usage(db, first, last, columns, min_cell, figures)
+    if fmt == "xlsx":
+        _write_xlsx(output, exports.to_xlsx(rows, columns, metrics), len(rows))
+        return
+    text = {"table": exports.to_table, "csv": exports.to_csv}.get(fmt)
+    _write_text(output, text(rows, columns, metrics) if text else exports.to_json(rows))
 
 
 def register(main: click.Group) -> None:
@@ -22,32 +53,16 @@ def register(main: click.Group) -> None:
     _add_nodes(report)
 
     @report.command("usage")
-    @click.option("--from", "start", required=True, help="first local day, 2026-11-01")
-    @click.option("--to", "end", required=True, help="last local day (inclusive)")
-    @click.option("--by", default="", help="comma-separated: site,site_kind,gender,age_band,day,month")
-    @click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json", "xlsx"]))
-    @click.option("--min-cell", default=5, show_default=True, type=click.IntRange(0, 1000),
-                  help="cells with fewer distinct people show no figures (0: internal use only)")
-    @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="file (required for xlsx)")
-    @click.pass_obj
-    def usage(c, start: str, end: str, by: str, fmt: str, min_cell: int, output: Path | None) -> None:  # noqa: ANN001
+    @_options
+    def usage(c, **kw) -> None:  # noqa: ANN001, ANN003
         """Users, sessions, seconds and bytes by the chosen columns."""
-        columns = reports.parse_by(by)
-        first, last = reports.parse_day(start, "--from"), reports.parse_day(end, "--to")
-        with c.db() as db:
-            rows = reports.usage(db, first, last, columns, min_cell)
-        if fmt == "xlsx":
-            if output is None:
-                raise click.ClickException("--format xlsx needs --output FILE")
-            output.write_bytes(exports.to_xlsx(rows, columns))
-            click.echo(f"{len(rows)} rows written to {output}", err=True)
-            return
-        text = {"table": exports.to_table, "csv": exports.to_csv}.get(fmt)
-        body = text(rows, columns) if text else exports.to_json(rows)
-        if output is not None:
-            output.write_text(body if body.endswith("\n") else body + "\n", encoding="utf-8")
-        else:
-            sys.stdout.write(body if body.endswith("\n") else body + "\n")
+        _report(c, "usage", **kw)
+
+    @report.command("slow-lane")
+    @_options
+    def slow_lane(c, **kw) -> None:  # noqa: ANN001, ANN003
+        """People who reached the slow lane, their sessions in it and the bytes used there."""
+        _report(c, "slow-lane", **kw)
 
 
 def _write_xlsx(output: Path | None, data: bytes, count: int) -> None:

@@ -53,6 +53,7 @@ class Arrival:
     chap_id: str | None = None          # mikrotik: hex of the raw id
     logout_url: str | None = None
     extra: dict = field(default_factory=dict)
+    result: str | None = None           # coova: the `res` of the redirect (notyet, success, logoff, …)
 
     def to_dict(self) -> dict:
         """For the session cookie."""
@@ -131,13 +132,19 @@ def verify_md(url_before_md: str, md: str, uam_secret: str) -> bool:
 
 
 Lookup = Callable[[str | None, str | None], NasView | None]
+# Each `res` of CoovaChilli has its own parameters (redir.c): notyet, logoff and failed carry the
+# client's challenge; success (uid, timeleft) and already answer a logon and carry none.
+COOVA_RESULTS = ("notyet", "success", "already", "logoff", "failed")
+COOVA_ONLINE = ("success", "already")
 
 
 def _coova(args: Mapping[str, str], nas: NasView, raw_urls: list[str]) -> Arrival:
     uamip, uamport, challenge = args.get("uamip", ""), args.get("uamport", ""), args.get("challenge", "")
-    if not re.fullmatch(r"[0-9a-fA-F]{32}", challenge) or not re.fullmatch(r"[0-9]{1,5}", uamport) \
-            or not 0 < int(uamport) < 65536:
-        raise ArrivalError("CoovaChilli challenge or uamport missing or malformed")
+    res = args.get("res", "")
+    if not re.fullmatch(r"[0-9]{1,5}", uamport) or not 0 < int(uamport) < 65536:
+        raise ArrivalError("CoovaChilli uamport missing or malformed")
+    if (challenge or res not in COOVA_ONLINE) and not re.fullmatch(r"[0-9a-fA-F]{32}", challenge):
+        raise ArrivalError(f"CoovaChilli challenge missing or malformed (res={res if res in COOVA_RESULTS else '?'})")
     if nas.uam_secret:
         md = args.get("md", "")
         befores = [u.split("&md=", 1)[0] for u in raw_urls if "&md=" in u]
@@ -146,7 +153,8 @@ def _coova(args: Mapping[str, str], nas: NasView, raw_urls: list[str]) -> Arriva
     host = _host(uamip)
     base = _login_url(f"http://{f'[{host}]' if ':' in host else host}:{int(uamport)}/", nas).rstrip("/")
     return Arrival("coova", nas.id, nas.site_id, _mac(args.get("mac")), _client_ip(args.get("ip")),
-                   safe_url(args.get("userurl")), base, challenge.lower(), logout_url=f"{base}/logoff")
+                   safe_url(args.get("userurl")), base, challenge.lower() or None, logout_url=f"{base}/logoff",
+                   result=res if res in COOVA_RESULTS else None)
 
 
 def _mikrotik_logout(args: Mapping[str, str], login_url: str, nas: NasView) -> str | None:

@@ -9,14 +9,14 @@ import json
 from portal.core.reports import METRICS
 
 
-def to_csv(rows: list[dict], by: list[str]) -> str:
+def to_csv(rows: list[dict], by: list[str], metrics: tuple[str, ...] = METRICS) -> str:
     """CSV with the --by columns, the metrics, `suppressed` and `row`; text neutralised for spreadsheets."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*by, *METRICS, "suppressed", "row"])
+    writer.writerow([*by, *metrics, "suppressed", "row"])
     for row in rows:
         writer.writerow([safe_cell(row[d]) if row[d] is not None else "" for d in by]
-                        + ["" if row[m] is None else row[m] for m in METRICS]
+                        + ["" if row[m] is None else row[m] for m in metrics]
                         + ["true" if row["suppressed"] else "false", row["row"]])
     return out.getvalue()
 
@@ -33,22 +33,22 @@ def to_json(rows: list[dict]) -> str:
     return json.dumps(rows, ensure_ascii=False)
 
 
-def to_xlsx(rows: list[dict], by: list[str]) -> bytes:
+def to_xlsx(rows: list[dict], by: list[str], metrics: tuple[str, ...] = METRICS) -> bytes:
     """An XLSX workbook of the rows; text neutralised against formulas like CSV."""
     from openpyxl import Workbook
     book = Workbook(write_only=True)
     sheet = book.create_sheet("usage")
-    sheet.append([*by, *METRICS, "suppressed", "row"])
+    sheet.append([*by, *metrics, "suppressed", "row"])
     for row in rows:
-        sheet.append([safe_cell(row[d]) for d in by] + [row[m] for m in METRICS] + [row["suppressed"], row["row"]])
+        sheet.append([safe_cell(row[d]) for d in by] + [row[m] for m in metrics] + [row["suppressed"], row["row"]])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
 
 
-def to_table(rows: list[dict], by: list[str]) -> str:
+def to_table(rows: list[dict], by: list[str], metrics: tuple[str, ...] = METRICS) -> str:
     """A plain-text table for the terminal."""
-    header = [*by, *METRICS]
+    header = [*by, *metrics]
     names = {"other": "(hidden cells)", "total": "(total)"}
     cells = [[names[r["row"]] if i == 0 and r["row"] in names else str(r[c]) if r[c] is not None else "·"
               for i, c in enumerate(header)] for r in rows]

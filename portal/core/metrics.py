@@ -74,7 +74,10 @@ def m() -> SimpleNamespace:
                           multiprocess_mode="livesum"),
         applier_lag=Gauge("conecta_radius_applier_lag_seconds", "Age of the last record applied when applied",
                           multiprocess_mode="livemax"),
-        disconnects=Counter("conecta_disconnects_total", "Disconnect-Requests (RFC 5176) by outcome", ["outcome"]),
+        disconnects=Counter("conecta_disconnect_requests_total",
+                            "Disconnect-Requests (RFC 5176) by result: ack, nak, timeout, no-coa", ["result"]),
+        coa_requests=Counter("conecta_coa_requests_total", "CoA-Requests (RFC 5176) of the slow lane by action "
+                             "(slow, restore) and result: ack, nak, timeout, no-coa", ["action", "result"]),
         backend_errors=Counter("conecta_backend_errors_total", "Failed calls to Redis or the database",
                                ["backend", "process"]),
         nas_up=Gauge("conecta_monitor_nas_up", "1 when the NAS answers its probes, 0 when it does not",

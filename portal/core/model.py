@@ -22,9 +22,17 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SITE_KINDS = ("park", "plaza", "ejido", "digital-center")
 VENDORS = ("coova", "opennds", "mikrotik", "pfsense", "unifi", "generic")
+# What a NAS's Acct-Input-Octets count: RFC 2866 says the octets received from the client's port (its
+# upload); CoovaChilli counts the octets sent to the client there unless HS_SWAPOCTETS=on.
+OCTETS_DIRECTIONS = ("input-is-upload", "input-is-download")
 GENDERS = ("female", "male", "nonbinary", "undisclosed")
 AGE_BANDS = ("0-17", "18-29", "30-44", "45-59", "60+", "undisclosed")
 STAFF_ROLES = ("admin", "analyst")
+
+
+def default_octets_direction(vendor: str) -> str:
+    """What the vendor reports out of the box: CoovaChilli's Acct-Input-Octets are the client's download."""
+    return "input-is-download" if vendor == "coova" else "input-is-upload"
 
 
 def utcnow() -> datetime:
@@ -55,6 +63,7 @@ class Nas(Base):
     """An access point or gateway allowed to talk RADIUS."""
 
     __tablename__ = "nas"
+    __table_args__ = (UniqueConstraint("nas_identifier", name="uq_nas_nas_identifier"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(80), unique=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
@@ -70,6 +79,10 @@ class Nas(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # Host names (besides private IPs and its own) that the portal may hand credentials to.
     login_hosts: Mapped[str | None] = mapped_column(String(255))
+    # The NAS-Identifier it calls itself (CoovaChilli's HS_NASID, sent as `nasid` in its redirects).
+    nas_identifier: Mapped[str | None] = mapped_column(String(64))
+    octets_direction: Mapped[str] = mapped_column(String(20), default="input-is-upload",
+                                                  server_default="input-is-upload")
 
 
 class User(Base):
@@ -107,15 +120,25 @@ class Device(Base):
 
 
 class Session(Base):
-    """One accounting session as the NAS reports it; the record of truth for usage."""
+    """One accounting session as the NAS reports it; the record of truth for usage.
+
+    A NAS may give a used Acct-Session-Id to a later session (CoovaChilli's ids are the second and
+    the port, MikroTik's restart after a reboot): each session that begins after the last one with
+    that id stopped is a new generation, a row of its own."""
 
     __tablename__ = "sessions"
-    __table_args__ = (UniqueConstraint("nas_id", "acct_session_id"),
-                      Index("ix_sessions_open_user", "is_open", "user_id"))
+    __table_args__ = (UniqueConstraint("nas_id", "acct_session_id", "generation",
+                                       name="uq_sessions_nas_session_generation"),
+                      Index("ix_sessions_open_user", "is_open", "user_id"),
+                      Index("ix_sessions_acct_session_id", "acct_session_id"))
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     nas_id: Mapped[int] = mapped_column(Integer)  # no FK: history outlives a replaced NAS
     site_id: Mapped[int] = mapped_column(Integer)
     acct_session_id: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The Request Authenticator (hex) of its Start; None until the Start comes (a Start after its own
+    # session's Stop, lost and resent, is that session's, not a new one).
+    start_key: Mapped[str | None] = mapped_column(String(32))
     user_id: Mapped[int | None] = mapped_column(Integer, index=True)
     username: Mapped[str] = mapped_column(String(64))
     mac: Mapped[str | None] = mapped_column(String(17))
@@ -128,6 +151,8 @@ class Session(Base):
     bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)   # to the client (download)
     terminate_cause: Mapped[str | None] = mapped_column(String(32))
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+    # In the slow lane since (a spent pool, after_quota throttle): from the login, or from a CoA-ACK.
+    slow_since: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class AcctRecord(Base):
@@ -157,6 +182,9 @@ class UsageFigures:
     bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
     gender: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")
     age_band: Mapped[str] = mapped_column(String(12), default="undisclosed", server_default="undisclosed")
+    # The slow lane: sessions that entered it (at login or by CoA) and the bytes used while in it.
+    slow_sessions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    slow_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class UsageDaily(UsageFigures, Base):
@@ -179,7 +207,28 @@ class Disconnect(Base):
     requested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    result: Mapped[str] = mapped_column(String(12), default="pending")  # ack | nak | timeout
+    result: Mapped[str] = mapped_column(String(12), default="pending")  # ack | nak | timeout | no-coa
+    error_cause: Mapped[int | None] = mapped_column(Integer)            # RFC 5176 Error-Cause of a NAK
+
+
+COA_ACTIONS = ("slow", "restore")
+
+
+class CoaRequest(Base):
+    """A CoA-Request (RFC 5176) that changed a session's rates: into the slow lane or back out."""
+
+    __tablename__ = "coa_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), index=True)
+    nas_id: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(12))                     # slow | restore
+    reason: Mapped[str] = mapped_column(String(32))                     # the spent pool, e.g. daily_data
+    requested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[str] = mapped_column(String(12), default="pending")  # ack | nak | timeout | no-coa
+    error_cause: Mapped[int | None] = mapped_column(Integer)
+    disconnect_id: Mapped[int | None] = mapped_column(Integer)          # the fallback Disconnect-Request
 
 
 class Staff(Base):

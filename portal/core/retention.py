@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session as DbSession
 
-from portal.core.model import AcctRecord, Device, Disconnect, Session, UsageDaily, User
+from portal.core.model import AcctRecord, CoaRequest, Device, Disconnect, Session, UsageDaily, User
 
 
 def purge(db: DbSession, cutoff: datetime) -> dict[str, int]:
@@ -20,6 +20,7 @@ def purge(db: DbSession, cutoff: datetime) -> dict[str, int]:
     counts = {}
     counts["accounting records"] = db.execute(delete(AcctRecord).where(AcctRecord.received_at < cutoff)).rowcount
     counts["disconnect records"] = db.execute(delete(Disconnect).where(Disconnect.requested_at < cutoff)).rowcount
+    counts["speed change records"] = db.execute(delete(CoaRequest).where(CoaRequest.requested_at < cutoff)).rowcount
     counts["sessions"] = db.execute(delete(Session).where(Session.is_open.is_(False),
                                                           Session.updated_at < cutoff)).rowcount
     seen = Device.last_seen.is_not(None) & (Device.last_seen < cutoff)

@@ -10,8 +10,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
 from policies import Policy
+from portal.core import probes
 from portal.core.errors import InputError, printable
-from portal.core.model import SITE_KINDS, VENDORS, FaultReport, Nas, NodeEvent, Session, Site, UsageDaily
+from portal.core.model import (
+    OCTETS_DIRECTIONS,
+    SITE_KINDS,
+    VENDORS,
+    FaultReport,
+    Nas,
+    NodeEvent,
+    Session,
+    Site,
+    UsageDaily,
+    default_octets_direction,
+)
 
 WEAK_SECRETS = {"testing123", "radius", "secret", "password", "changeme", "admin", "default",
                 "mikrotik", "ubnt", "coova", "chillispot", "123456", "testing123testing123"}
@@ -125,6 +137,27 @@ class NasSpec:
     coa_port: int = 3799
     uam_secret: str | None = None
     require_message_authenticator: bool = True
+    nas_identifier: str | None = None     # the name it gives itself (CoovaChilli's HS_NASID)
+    octets_direction: str | None = None   # None: what the vendor does out of the box
+
+
+def _check_identifier(db: DbSession, identifier: str | None, nas_id: int | None) -> str | None:
+    """A NAS-Identifier alias: printable, and naming no other NAS (by alias or by name)."""
+    if not identifier:
+        return None
+    if len(identifier) > 64 or not NAME.fullmatch(identifier) or not printable(identifier):
+        raise InputError("NAS identifier must be 1 to 64 printable characters")
+    other = db.scalar(select(Nas.name).where((Nas.nas_identifier == identifier) | (Nas.name == identifier),
+                                             Nas.id != (nas_id or 0)))
+    if other is not None:
+        raise InputError(f"NAS identifier {identifier!r} already names NAS {other!r}")
+    return identifier
+
+
+def _check_direction(direction: str) -> str:
+    if direction not in OCTETS_DIRECTIONS:
+        raise InputError(f"unknown octets direction {direction!r} (use {' | '.join(OCTETS_DIRECTIONS)})")
+    return direction
 
 
 def add_nas(db: DbSession, spec: NasSpec, production: bool) -> tuple[Nas, list[str]]:
@@ -137,8 +170,8 @@ def add_nas(db: DbSession, spec: NasSpec, production: bool) -> tuple[Nas, list[s
         raise InputError(f"{spec.ip!r} is not an IP address") from None
     if spec.vendor not in VENDORS:
         raise InputError(f"unknown vendor {spec.vendor!r} (use {' | '.join(VENDORS)})")
-    if not 1 <= spec.coa_port <= 65535:
-        raise InputError(f"CoA port {spec.coa_port} is not a port number")
+    if not 0 <= spec.coa_port <= 65535:   # 0: the NAS takes no RFC 5176 requests
+        raise InputError(f"CoA port {spec.coa_port} is not a port number (0: the NAS takes no CoA)")
     warnings = check_secret(spec.secret, production)
     if spec.uam_secret is not None:
         warnings += check_secret(spec.uam_secret, production, "UAM secret")
@@ -146,12 +179,51 @@ def add_nas(db: DbSession, spec: NasSpec, production: bool) -> tuple[Nas, list[s
         raise InputError(f"NAS {spec.name!r} already exists")
     if db.scalar(select(Nas.name).where(Nas.ip == ip)):
         raise InputError(f"IP {ip} already belongs to NAS {db.scalar(select(Nas.name).where(Nas.ip == ip))!r}")
+    if db.scalar(select(Nas.name).where(Nas.nas_identifier == spec.name)):
+        raise InputError(f"{spec.name!r} is another NAS's identifier")
     nas = Nas(name=spec.name, site_id=site.id, ip=ip, secret=spec.secret, vendor=spec.vendor,
               coa_port=spec.coa_port, uam_secret=spec.uam_secret,
-              require_message_authenticator=spec.require_message_authenticator)
+              require_message_authenticator=spec.require_message_authenticator,
+              nas_identifier=_check_identifier(db, spec.nas_identifier, None),
+              octets_direction=_check_direction(spec.octets_direction or default_octets_direction(spec.vendor)))
     db.add(nas)
     db.flush()
     return nas, warnings
+
+
+@dataclass
+class NasChange:
+    """What `nas set` (and the console's NAS page) may change; None leaves a field as it is ('' clears the
+    identifier)."""
+
+    nas_identifier: str | None = None
+    octets_direction: str | None = None
+    coa_port: int | None = None
+    probe: str | None = None              # icmp | tcp:PORT | http:URL | none (portal/core/probes.py)
+
+
+def update_nas(db: DbSession, name: str, change: NasChange) -> list[str]:
+    """Change a NAS (every field checked before any is set); return the names of the fields that
+    changed. The caller commits."""
+    nas = db.scalar(select(Nas).where(Nas.name == name))
+    if nas is None:
+        raise InputError(f"unknown NAS {name!r}")
+    new: dict = {}
+    if change.nas_identifier is not None:
+        new["nas_identifier"] = _check_identifier(db, change.nas_identifier.strip(), nas.id)
+    if change.octets_direction is not None:
+        new["octets_direction"] = _check_direction(change.octets_direction)
+    if change.coa_port is not None:
+        if not 0 <= change.coa_port <= 65535:   # 0: the NAS takes no RFC 5176 requests
+            raise InputError(f"CoA port {change.coa_port} is not a port number (0: the NAS takes no CoA)")
+        new["coa_port"] = change.coa_port
+    if change.probe is not None:
+        new["probe"] = str(probes.parse_probe(change.probe, nas.ip))
+    changed = [field for field, value in new.items() if getattr(nas, field) != value]
+    for field in changed:
+        setattr(nas, field, new[field])
+    db.flush()
+    return changed
 
 
 def remove_site(db: DbSession, name: str) -> None:

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, g, jsonify, render_template, request
 from portal.core import availability, reports
 from portal.core.errors import InputError
 from portal.web.extensions import csrf, db, settings
-from portal.web.filters import local_today, report_args
+from portal.web.filters import figures_arg, local_today, report_args
 from portal.web.staff.access import signed_in
 from portal.web.staff.health import availability_args, naive_now
 
@@ -24,12 +24,12 @@ def bad_request(exc: reports.ReportError) -> tuple[Response, int]:
 @bp.get("/api/v1/reports")
 @csrf.exempt
 def api_reports() -> tuple[Response, int] | Response:
-    """Usage rows as JSON for a signed-in admin or analyst."""
+    """Usage rows (or, with figures=slow-lane, the slow lane's) as JSON for a signed-in admin or analyst."""
     g.staff = signed_in()
     if g.staff is None:
         return jsonify(error="sign in first"), 401
     start, end, by, k = report_args()
-    return jsonify(reports.usage(db.session, start, end, by, k))
+    return jsonify(reports.usage(db.session, start, end, by, k, figures_arg()))
 
 
 @bp.get("/api/v1/availability")

@@ -25,3 +25,11 @@ def report_args() -> tuple[date, date, list[str], int]:
     if not raw.isdigit() or not 1 <= int(raw) <= 50:
         raise reports.ReportError("min_cell must be a whole number from 1 to 50")
     return start, end, by, int(raw)
+
+
+def figures_arg() -> str:
+    """Which figures a report asks for: `usage` (the default) or `slow-lane`."""
+    figures = request.args.get("figures", "usage")
+    if figures not in reports.FIGURES:
+        raise reports.ReportError(f"figures must be one of {', '.join(reports.FIGURES)}")
+    return figures

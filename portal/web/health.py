@@ -60,11 +60,16 @@ def _may_scrape() -> bool:
 
 
 def _database_gauges() -> CollectorRegistry:
-    """Sessions open and NAS registered, read from SQL at scrape time."""
+    """Sessions open (and in the slow lane) and NAS registered, read from SQL at scrape time. (CoA- and
+    Disconnect-Requests are counted by outcome where they are sent: portal/core/metrics.py.)"""
     open_sessions = db.session.scalar(select(func.count()).select_from(Session).where(Session.is_open.is_(True)))
+    slow = db.session.scalar(select(func.count()).select_from(Session).where(
+        Session.is_open.is_(True), Session.slow_since.is_not(None)))
     nas = db.session.scalar(select(func.count()).select_from(Nas))
     found = CollectorRegistry()
     found.register(_Fixed([GaugeMetricFamily("conecta_sessions_open", "Accounting sessions open", value=open_sessions),
+                           GaugeMetricFamily("conecta_sessions_slow_lane", "Open sessions in the slow lane",
+                                             value=slow),
                            GaugeMetricFamily("conecta_nas", "NAS registered", value=nas)]))
     return found
 

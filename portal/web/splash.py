@@ -8,10 +8,10 @@ from flask import Blueprint, Response, redirect, render_template, request, sessi
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from portal.core import credentials, people
-from portal.core.arrival import Arrival, ArrivalError, NasView, handoff, parse_arrival
+from portal.core.arrival import COOVA_ONLINE, Arrival, ArrivalError, NasView, handoff, parse_arrival
 from portal.core.model import AGE_BANDS, GENDERS, Nas, Site, User
 from portal.web.cache import expiring
 from portal.web.extensions import db, limiter, now, redis_client
@@ -25,9 +25,10 @@ NAS_PARAMS = {"uamip", "challenge", "link-login-only", "tok", "nasid", "nas", "z
 
 @expiring(10.0)   # every splash page asks; a NAS added or changed shows within 10 s
 def _lookup(name: str | None, host: str | None) -> NasView | None:
-    """A NAS by its name, or else by its address."""
+    """A NAS by the NAS-Identifier registered for it or its name (one NAS at most: an identifier may
+    name no other NAS), or else by its address."""
     if name:
-        query = select(Nas).where(Nas.name == name)
+        query = select(Nas).where(or_(Nas.nas_identifier == name, Nas.name == name))
     elif host:
         query = select(Nas).where(Nas.ip == host)
     else:
@@ -105,9 +106,12 @@ def index() -> Response | tuple[str, int]:
             return render_template("error.html", message=_(
                 "No pudimos reconocer el punto de acceso. Desconéctate de la red Wi-Fi y vuelve a conectarte.")), 400
         session["arrival"] = arrival.to_dict()
+        session.pop("online", None)
         result = request.args.get("res")
-        if result in ("success", "already") and current_person():
-            return redirect(arrival.userurl or url_for("status.index"))
+        if result in COOVA_ONLINE:
+            # Online: the status page says so once, with the page they asked for as a link (never a redirect).
+            session["online"] = True
+            return redirect(url_for("status.index"))
         if result == "failed" or (arrival.vendor == "mikrotik" and request.args.get("error")):
             # The access point's own words are not shown: a link could carry any text.
             return _page(arrival, _("No se pudo conectar. Si usaste tu tiempo o tus datos, revisa tu saldo."))
@@ -120,6 +124,8 @@ def _go_online(user: User) -> Response | tuple[str, int]:
         return _page(None, _("Abre esta página desde la red Wi-Fi del municipio para conectarte."), 400)
     if arrival.vendor == "opennds":
         return redirect(handoff(arrival, "", "", None).url)
+    if arrival.vendor == "coova" and not arrival.challenge:   # chilli said success or already: online
+        return redirect(url_for("status.index"))
     username, password = credentials.issue(redis_client(), user.id, arrival.nas_id, arrival.mac)
     target = handoff(arrival, username, password, _uam_secret(arrival.nas_id) or None)
     if target.method == "GET":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from flask_babel import get_locale
@@ -50,9 +51,13 @@ def index() -> str:
     standing = standing_of(user, arrival.site_id if arrival else None) if user else None
     left = quota.left(standing.policy, standing.usage) if standing else None
     known = alerts.site_down_since(db.session, arrival.site_id) if arrival else None
+    online = bool(session.pop("online", False)) and arrival is not None   # just back from the access point
+    # The page they asked for before the portal: a link, never a redirect (no open redirect).
+    onward = arrival.userurl if online and arrival.userurl else None
     return render_template("status.html", person=user, arrival=arrival, standing=standing, left=left,
                            categories=FAULT_CATEGORIES, sent=request.args.get("sent"),
-                           known_since=since_text(known) if known else None)
+                           known_since=since_text(known) if known else None, online=online,
+                           onward=onward, onward_host=urlsplit(onward).hostname if onward else None)
 
 
 @bp.post("/fault")

@@ -12,7 +12,9 @@ import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.support.builders import settle
-from tests.support.nassim import COOVA_NAS, CoovaSim, MikrotikSim, register_sim_nas
+from tests.support.chilli import CoovaSim
+from tests.support.mikrotik import MikrotikSim
+from tests.support.nassim import COOVA_NAS, COOVA_NASID, MIKROTIK_NAS, register_sim_nas, use_coa_port
 
 CHROMIUM = os.environ.get("CONECTA_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -83,17 +85,17 @@ def portal(app, sim_nas):
 
 
 @pytest.fixture()
-def coova(radius_server, dictionary, portal):
-    sim = CoovaSim(radius_server.ports, dictionary, portal.url, COOVA_NAS, radius_source="127.0.0.2",
+def coova(radius_server, dictionary, portal, db_factory):
+    sim = CoovaSim(radius_server.ports, dictionary, portal.url, COOVA_NASID, radius_source="127.0.0.2",
                    applied=lambda: settle(radius_server))
-    yield sim
+    yield use_coa_port(db_factory, sim, COOVA_NAS)
     sim.close()
 
 
 @pytest.fixture()
-def mikrotik(radius_server, dictionary, portal):
+def mikrotik(radius_server, dictionary, portal, db_factory):
     sim = MikrotikSim(radius_server.ports, dictionary, portal.url, "MikroTik", applied=lambda: settle(radius_server))
-    yield sim
+    yield use_coa_port(db_factory, sim, MIKROTIK_NAS)
     sim.close()
 
 

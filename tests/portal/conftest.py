@@ -8,7 +8,9 @@ import pytest
 
 from portal.core import sites
 from tests.support.builders import SECRET, settle
-from tests.support.nassim import COOVA_NAS, CoovaSim, MikrotikSim, register_sim_nas
+from tests.support.chilli import CoovaSim
+from tests.support.mikrotik import MikrotikSim
+from tests.support.nassim import COOVA_NAS, COOVA_NASID, MIKROTIK_NAS, register_sim_nas, use_coa_port
 from tests.support.portal import PORTAL
 
 
@@ -32,15 +34,15 @@ def nas_id(fleet_ids) -> int:
 
 
 @pytest.fixture()
-def coova(radius_server, dictionary):
-    sim = CoovaSim(radius_server.ports, dictionary, PORTAL, COOVA_NAS, radius_source="127.0.0.2",
+def coova(radius_server, dictionary, db_factory):
+    sim = CoovaSim(radius_server.ports, dictionary, PORTAL, COOVA_NASID, radius_source="127.0.0.2",
                    applied=lambda: settle(radius_server))
-    yield sim
+    yield use_coa_port(db_factory, sim, COOVA_NAS)
     sim.close()
 
 
 @pytest.fixture()
-def mikrotik(radius_server, dictionary):
+def mikrotik(radius_server, dictionary, db_factory):
     sim = MikrotikSim(radius_server.ports, dictionary, PORTAL, "MikroTik", applied=lambda: settle(radius_server))
-    yield sim
+    yield use_coa_port(db_factory, sim, MIKROTIK_NAS)
     sim.close()

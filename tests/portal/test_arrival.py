@@ -5,6 +5,7 @@ their redirects. Forged, malformed or dangerous parameters give the friendly pag
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -12,7 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from portal.core.model import User
-from tests.support.nassim import COOVA_NAS, COOVA_UAM_SECRET, octal
+from tests.support.mikrotik import octal
+from tests.support.nassim import COOVA_NAS, COOVA_UAM_SECRET
 from tests.support.portal import (
     MAC,
     MAC_NORM,
@@ -61,15 +63,19 @@ def test_coova_handoff_accepted_by_radius_and_replay_refused(client, coova, redi
     assert [a.accepted for a in coova.auth_log] == [True]
     with db_factory() as db:                             # the Accept names the person who registered
         assert coova.auth_log[0].attributes["Class"] == [f"conecta:{db.scalar(select(User.id))}".encode()]
-    back = client.get(back_to_portal(headers["Location"]))   # Chilli sends the browser back: on to userurl
-    assert back.status_code == 302 and back.headers["Location"] == coova.origin()
+    back = client.get(back_to_portal(headers["Location"]))   # Chilli sends the browser back: to the status page
+    assert back.status_code == 302 and back.headers["Location"] == "/status"
+    assert f'<a href="{coova.origin()}" id="onward">' in page(client.get("/status"))   # userurl: a link
     # The same /logon again (as if Chilli lost the session, or someone replays the URL): refused.
     coova.forget()
+    coova.version = "1.8"                                # 1.8 answers with res=failed ...
     status, headers, _ = fetch("GET", logon)
-    assert "res=failed" in headers["Location"] and coova.auth_log[-1].accepted is False
+    assert "res=failed&reason=reject" in headers["Location"] and coova.auth_log[-1].accepted is False
     coova.challenges["AA-BB-CC-00-00-99"] = coova.challenges[coova.mac]
     coova.mac = "AA-BB-CC-00-00-99"                     # ... and from another device
-    status, headers, _ = fetch("GET", logon)
+    coova.version = "1.9"                                # 1.9 closes the connection without an answer
+    with pytest.raises(http.client.RemoteDisconnected):
+        fetch("GET", logon)
     assert coova.auth_log[-1].accepted is False and len(coova.accepted()) == 1
 
 

@@ -14,13 +14,15 @@ SECRET = "s3cret-for-tests-0123456789"
 
 def add_site_and_nas(db_factory, policies, vendor: str = "coova", ip: str = "127.0.0.1",
                      site: str = "Parque Central", policy: str = "parque", require_ma: bool = True,
-                     coa_port: int = 3799) -> int:
-    """Create a site and a NAS; return the NAS id."""
+                     coa_port: int = 3799, octets_direction: str = "input-is-upload") -> int:
+    """Create a site and a NAS; return the NAS id. Its octets are RFC 2866's (Acct-Input-Octets: the
+    client's upload), as tests/support/radiusclient.py sends them, whatever the vendor."""
     with db_factory() as db:
         if not db.scalar(text("SELECT id FROM sites WHERE name = :n").bindparams(n=site)):
             sites.add_site(db, policies, site, "park", policy, planned_gb_month=100)
         nas, _ = sites.add_nas(db, sites.NasSpec(f"ap-{vendor}-{ip}", site, ip, SECRET, vendor,
-                                                 coa_port=coa_port, require_message_authenticator=require_ma),
+                                                 coa_port=coa_port, require_message_authenticator=require_ma,
+                                                 octets_direction=octets_direction),
                                production=False)
         db.commit()
         return nas.id
@@ -51,3 +53,12 @@ def settle(server, timeout: float = 10.0) -> None:
     while not server.writer.idle():
         assert time.monotonic() < deadline, "accounting did not settle"
         time.sleep(0.01)
+
+
+def wait_until(check, timeout: float = 10.0, what: str = "condition"):  # noqa: ANN001, ANN201
+    """Poll `check()` until it returns something truthy; return that, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"{what} not reached in {timeout} s"
+        time.sleep(0.05)
+    return value

@@ -8,12 +8,14 @@ import json
 import os
 import re
 from html import unescape
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from sqlalchemy import func, select
 
 from portal.core.model import User
-from tests.support.nassim import COOVA_NAS, COOVA_UAM_SECRET, chilli_url, octal
+from tests.support.chilli import chilli_url
+from tests.support.mikrotik import octal
+from tests.support.nassim import COOVA_NAS, COOVA_UAM_SECRET
 from tests.support.web import csrf_token, page
 
 PORTAL = "http://localhost/"            # the test client's own URL
@@ -60,6 +62,18 @@ def arrive_and_register(client, url: str, **kw):
     return register(client, page(resp), **kw)
 
 
+def chilli_logon(client, coova, userurl: str | None = None) -> tuple[int, dict[str, str], str]:
+    """Through the CoovaChilli simulator: its redirect to the portal, registration (or one tap for a
+    remembered device), then the browser at the access point's /logon; return the access point's answer."""
+    html = page(client.get(coova.portal_redirect("notyet", coova.origin() if userurl is None else userurl)))
+    if 'action="/register"' in html:
+        resp = register(client, html)
+    else:
+        resp = client.post("/connect", data={"csrf_token": csrf_token(html)})
+    assert resp.status_code == 302, page(resp)[:500]
+    return fetch("GET", resp.headers["Location"])
+
+
 def handoff_form(html: str) -> tuple[str, dict[str, str]]:
     """The hand-off page's form: its action and hidden fields."""
     action = re.search(r'<form id="handoff" method="post" action="([^"]*)"', html)
@@ -87,6 +101,11 @@ def fetch(method: str, url: str, body: dict | None = None) -> tuple[int, dict[st
     out = resp.status, dict(resp.getheaders()), resp.read().decode()
     conn.close()
     return out
+
+
+def query_of(url: str) -> dict[str, str]:
+    """The query parameters of a URL (first values; blank ones kept)."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
 
 
 def back_to_portal(url: str) -> str:

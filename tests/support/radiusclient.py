@@ -49,7 +49,14 @@ class Nas:
     def acct(self, status: str, session_id: str, username: str = "", seconds: int = 0,
              bytes_in: int = 0, bytes_out: int = 0, reply: packet.Packet | None = None,
              mac: str | None = "AA-BB-CC-00-00-01", **attrs) -> packet.Packet:
-        """Send an Accounting-Request (the Class of `reply` echoed) and return the reply."""
+        """Send an Accounting-Request (see acct_packet) and return the reply."""
+        return self.client.SendPacket(self.acct_packet(status, session_id, username, seconds, bytes_in, bytes_out,
+                                                       reply, mac, **attrs))
+
+    def acct_packet(self, status: str, session_id: str, username: str = "", seconds: int = 0,
+                    bytes_in: int = 0, bytes_out: int = 0, reply: packet.Packet | None = None,
+                    mac: str | None = "AA-BB-CC-00-00-01", **attrs) -> packet.AcctPacket:
+        """An Accounting-Request (the Class of `reply` echoed); sent again, it is the same bytes."""
         req = self.client.CreateAcctPacket(User_Name=username or "-")
         req["Acct-Status-Type"] = status
         if session_id:
@@ -67,4 +74,4 @@ class Nas:
             req["Class"] = reply["Class"][0]
         for key, value in attrs.items():
             req[key.replace("_", "-")] = value
-        return self.client.SendPacket(req)
+        return req

@@ -1,8 +1,10 @@
-"""Reading the web app's pages in Flask's test client: the text of a response, its CSRF token."""
+"""Reading the web app's pages in Flask's test client: the text of a response, its CSRF token, a metric."""
 
 from __future__ import annotations
 
 import re
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from portal.core import staffauth
 
@@ -12,6 +14,15 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 def page(resp) -> str:
     """The body of a test-client response as text."""
     return resp.get_data(as_text=True)
+
+
+def metric(client, name: str, **labels: str) -> float:
+    """One sample of the app's /metrics (0 when absent): `name` as exposed (counters end in _total)."""
+    for family in text_string_to_metric_families(page(client.get("/metrics"))):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
 
 
 def csrf_token(html: str) -> str:

@@ -9,7 +9,17 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from sqlalchemy import select
 
 from portal.core import board
-from portal.core.model import FAULT_STATUSES, AuditEntry, Disconnect, FaultReport, Nas, Session, Site, utcnow
+from portal.core.model import (
+    FAULT_STATUSES,
+    AuditEntry,
+    CoaRequest,
+    Disconnect,
+    FaultReport,
+    Nas,
+    Session,
+    Site,
+    utcnow,
+)
 from portal.web.extensions import db, disconnector, policies, redis_client, settings
 from portal.web.staff.access import record, role
 
@@ -36,12 +46,16 @@ def dashboard() -> str:
 @bp.get("/sessions")
 @role("admin")
 def sessions() -> str:
-    """Live sessions, newest first, with a disconnect button; below, the latest Disconnect-Requests."""
+    """Live sessions, newest first, which of them are in the slow lane, with a disconnect button; below,
+    the latest speed changes (CoA-Requests) and Disconnect-Requests with their outcomes."""
     rows = db.session.execute(select(Session, Nas.name).join(Nas, Nas.id == Session.nas_id)
                               .where(Session.is_open.is_(True)).order_by(Session.updated_at.desc()).limit(500)).all()
     recent = db.session.execute(select(Disconnect, Nas.name).outerjoin(Nas, Nas.id == Disconnect.nas_id)
                                 .order_by(Disconnect.id.desc()).limit(20)).all()
-    return render_template("staff/sessions.html", rows=rows, recent=recent, sent=request.args.get("sent"))
+    changes = db.session.execute(select(CoaRequest, Nas.name).outerjoin(Nas, Nas.id == CoaRequest.nas_id)
+                                 .order_by(CoaRequest.id.desc()).limit(20)).all()
+    return render_template("staff/sessions.html", rows=rows, recent=recent, changes=changes,
+                           slow=sum(s.slow_since is not None for s, _ in rows), sent=request.args.get("sent"))
 
 
 @bp.post("/sessions/<int:session_id>/disconnect")

@@ -12,7 +12,7 @@ from portal.core import probes, sites
 from portal.core.db import commit_or_explain
 from portal.core.errors import InputError
 from portal.core.macs import normalize_mac, pseudonym
-from portal.core.model import SITE_KINDS, VENDORS, Device, Nas, Site, UsageDaily, User
+from portal.core.model import OCTETS_DIRECTIONS, SITE_KINDS, VENDORS, Device, Nas, Site, UsageDaily, User
 from portal.web.extensions import db, policies, settings
 from portal.web.staff.access import record, role
 from portal.web.staff.alerts import windows_of
@@ -106,7 +106,9 @@ def nas_list() -> tuple[str, int] | str:
     if request.method == "POST":
         secret = secrets.token_hex(16)
         spec = sites.NasSpec(request.form.get("name", "").strip(), request.form.get("site", ""),
-                             request.form.get("ip", ""), secret, request.form.get("vendor", ""))
+                             request.form.get("ip", ""), secret, request.form.get("vendor", ""),
+                             nas_identifier=request.form.get("nas_identifier", "").strip() or None,
+                             octets_direction=request.form.get("octets_direction") or None)
         try:
             row, _warnings = sites.add_nas(db.session, spec, settings().production)
             probes.set_probe(db.session, row.name, request.form.get("probe") or "icmp")
@@ -116,31 +118,53 @@ def nas_list() -> tuple[str, int] | str:
         except InputError as exc:
             db.session.rollback()
             error = str(exc)
+    return _nas_page(error, shown), 400 if error else 200
+
+
+def _nas_page(error: str | None = None, shown: tuple[str, str] | None = None) -> str:
+    """The NAS list and the form to add one."""
     rows = db.session.execute(select(Nas, Site.name).join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
     names = db.session.scalars(select(Site.name).order_by(Site.name)).all()
-    return render_template("staff/nas.html", rows=rows, sites=names, vendors=VENDORS, error=error,
-                           shown=shown), 400 if error else 200
+    return render_template("staff/nas.html", rows=rows, sites=names, vendors=VENDORS, directions=OCTETS_DIRECTIONS,
+                           error=error, shown=shown)
 
 
-@bp.post("/nas/<int:nas_id>/probe")
+@bp.route("/nas/<int:nas_id>", methods=["GET", "POST"])
 @role("admin")
-def set_probe(nas_id: int) -> tuple[str, int] | Response:
-    """Change how the monitor checks a NAS (icmp, tcp:PORT, http:URL, none)."""
+def nas_edit(nas_id: int) -> tuple[str, int] | Response:
+    """Change what a NAS calls itself, how it counts octets, its CoA port (0: none) and its probe; a field
+    the form does not send stays as it is."""
     row = db.session.get(Nas, nas_id) or abort(404)
-    try:
-        if probes.set_probe(db.session, row.name, request.form.get("probe", "")):
-            record("nas-probe", f"{row.name}: {row.probe}")
-        commit_or_explain(db.session)
-    except InputError as exc:
-        db.session.rollback()
-        return _nas_page(error=str(exc)), 400
-    return redirect(url_for("staff.manage.nas_list"))
+    if request.method == "POST":
+        try:
+            change = sites.NasChange(request.form.get("nas_identifier"), request.form.get("octets_direction") or None,
+                                     _port(request.form.get("coa_port")), request.form.get("probe"))
+            changed = sites.update_nas(db.session, row.name, change)
+            if changed:
+                said = ((f, getattr(row, f)) for f in changed)
+                record("nas-edit", f"{row.name}: " + ", ".join(f"{f}={'' if v is None else v}" for f, v in said))
+            commit_or_explain(db.session)
+            return redirect(url_for("staff.manage.nas_list"))
+        except InputError as exc:
+            db.session.rollback()
+            return _nas_edit_page(db.session.get(Nas, nas_id), str(exc))
+    return _nas_edit_page(row)
 
 
-def _nas_page(**extra: object) -> str:
-    rows = db.session.execute(select(Nas, Site.name).join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
-    names = db.session.scalars(select(Site.name).order_by(Site.name)).all()
-    return render_template("staff/nas.html", rows=rows, sites=names, vendors=VENDORS, **extra)
+def _port(text: str | None) -> int | None:
+    """The CoA port field: None when not sent or blank (stays), InputError when not a number."""
+    if text is None or not text.strip():
+        return None
+    if not text.strip().isdigit():
+        raise InputError(f"CoA port {text.strip()!r} is not a port number (0: the NAS takes no CoA)")
+    return int(text)
+
+
+def _nas_edit_page(row: Nas, error: str | None = None) -> tuple[str, int]:
+    """The edit page of a NAS, 400 with the error after a refused change."""
+    site = db.session.get(Site, row.site_id)
+    return render_template("staff/nas_edit.html", nas=row, site=site.name if site else "",
+                           directions=OCTETS_DIRECTIONS, error=error), 400 if error else 200
 
 
 @bp.post("/nas/<int:nas_id>/rotate")
@@ -152,9 +176,7 @@ def rotate(nas_id: int) -> str:
     row.secret = secret
     record("nas-rotate", row.name)
     db.session.commit()
-    rows = db.session.execute(select(Nas, Site.name).join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
-    names = db.session.scalars(select(Site.name).order_by(Site.name)).all()
-    return render_template("staff/nas.html", rows=rows, sites=names, vendors=VENDORS, shown=(row.name, secret))
+    return _nas_page(shown=(row.name, secret))
 
 
 @bp.get("/people")

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, render_template, request
 
 from portal.core import exports, reports
 from portal.web.extensions import db, settings
-from portal.web.filters import report_args
+from portal.web.filters import figures_arg, report_args
 from portal.web.staff.access import record, role
 
 bp = Blueprint("reports", __name__)
@@ -33,6 +33,7 @@ def report_page() -> str:
     return render_template(
         "staff/reports.html", start=start, end=end, by=by, k=k, dimensions=reports.DIMENSIONS,
         rows=reports.usage(db.session, start, end, by, k), plan=reports.planned_vs_actual(db.session, month),
+        slow=reports.usage(db.session, start, end, by, k, "slow-lane"),
         month=month, fresh=reports.new_and_returning(db.session, start, end, k),
         women=reports.women_share(with_gender), query=request.query_string.decode())
 
@@ -76,16 +77,19 @@ def export(fmt: str) -> Response:
     if fmt not in ("csv", "xlsx", "json"):
         abort(404)
     start, end, by, k = report_args()
-    rows = reports.usage(db.session, start, end, by, k)
+    figures = figures_arg()
+    rows = reports.usage(db.session, start, end, by, k, figures)
     if len(rows) > MAX_EXPORT_ROWS:
         raise reports.ReportError("the export would exceed 100,000 rows; choose fewer columns or a shorter range")
-    record("export", f"{fmt} {start}..{end} by {','.join(by)} k={k}")
+    record("export", f"{fmt} {figures} {start}..{end} by {','.join(by)} k={k}")
     db.session.commit()
-    name = f"conecta-uso-{start}-{end}.{fmt}"
+    name = f"conecta-{'uso' if figures == 'usage' else 'velocidad-reducida'}-{start}-{end}.{fmt}"
+    metrics = reports.FIGURES[figures]
     if fmt == "csv":
-        body, mime = exports.to_csv(rows, by), "text/csv; charset=utf-8"
+        body, mime = exports.to_csv(rows, by, metrics), "text/csv; charset=utf-8"
     elif fmt == "json":
         body, mime = exports.to_json(rows), "application/json"
     else:
-        body, mime = exports.to_xlsx(rows, by), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        body, mime = (exports.to_xlsx(rows, by, metrics),
+                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     return Response(body, mimetype=mime, headers={"Content-Disposition": f'attachment; filename="{name}"'})

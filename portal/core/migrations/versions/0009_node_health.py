@@ -1,15 +1,15 @@
 """node health
 
-Revision ID: 0008
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 14:01:02.611291
 """
 import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0008'
-down_revision = '0005'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
