@@ -24,6 +24,7 @@ from sqlalchemy.orm import sessionmaker
 from policies import Policy
 from portal.core import bulk, counters
 from portal.core.accounting import AcctEvent, BatchResult, apply_batch, close_stale
+from portal.core.metrics import m
 from portal.core.model import Device, User
 from radius.live import LiveCounters
 from radius.wal import Mark, WalReader, directory_index, is_held
@@ -202,6 +203,7 @@ class Applier(threading.Thread):
                 user_policies = self._user_policies(db, result)
                 held = self._hold(result)   # before the commit makes the usage visible to readers
         except Exception as exc:  # noqa: BLE001 - the records are safe in the log: retry
+            m().backend_errors.labels("database", "applier").inc()
             log.error("accounting batch of %d not applied to SQL yet (%s: %s); retrying",
                       len(batch), type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "",
                       exc_info=log.isEnabledFor(logging.DEBUG))
@@ -213,6 +215,9 @@ class Applier(threading.Thread):
             return
         self.committed += len(batch)
         self.last_commit = time.monotonic()
+        last = events[-1]
+        m().applier_lag.set(max(0.0, (self.clock().replace(tzinfo=None) - last.event_time).total_seconds()
+                                - last.delay))
         # Redis follows in its own thread, in commit order, while the next batch commits.
         self.live.follow(result, user_policies, last_marks(batch), set(held))
 

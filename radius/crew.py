@@ -17,6 +17,7 @@ import threading
 from datetime import datetime, timezone
 
 from policies import load_policies
+from portal.core import metrics
 from portal.core.db import engine_for, session_factory
 from portal.core.radiusdict import dictionary
 from portal.core.redisconn import connect
@@ -145,6 +146,7 @@ def serve_workers(settings: Settings, redis_url: str, workers: int) -> None:
     progress = Progress()
     crew = Crew(settings, redis_url, progress)
     crew.start(workers - 1)      # forked now, while this process has no other thread
+    metrics.serve(settings)      # a thread of its own: only after forking
     log.info("%d RADIUS workers and an accounting applier started", workers)
     try:
         serve(settings, redis_url, progress, on_stop=crew.stop_workers)

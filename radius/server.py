@@ -22,6 +22,7 @@ from sqlalchemy.orm import sessionmaker
 from policies import Policy
 from portal.core import counters
 from portal.core.macs import normalize_mac
+from portal.core.metrics import m
 from portal.core.radiusdict import dictionary
 from portal.core.settings import Settings
 from radius.applier import Applier
@@ -132,6 +133,7 @@ class RadiusServer:
                     self.on_quiet()
                     last_quiet, traffic = now, False
                 if now - last_flush > 5:
+                    m().wal_backlog.set(max(0, self.writer.backlog()))
                     self._ensure_active_set()
                     self.registry.flush_seen(self.redis, to_db=now - last_db_flush > 60)
                     last_db_flush = now if now - last_db_flush > 60 else last_db_flush
@@ -159,6 +161,7 @@ class RadiusServer:
         self.acct_sock.close()
 
     def _serve_socket(self, sock: socket.socket, codes: frozenset[int]) -> None:
+        self.batch_started = time.monotonic()      # for the reply-time histogram
         batch: list[tuple[packet.Packet, NasInfo, tuple, tuple]] = []
         for _ in range(BATCH):
             try:
@@ -177,6 +180,7 @@ class RadiusServer:
 
     def _drop(self, reason: str, addr: tuple, detail: str = "") -> None:
         self.stats["dropped"] += 1
+        m().drops.labels(reason).inc()
         self.drops.warning(reason, "dropped packet from %s: %s%s", addr[0], reason, detail)
 
     def _check(self, sock: socket.socket, data: bytes, addr: tuple, codes: frozenset[int]):
@@ -204,6 +208,7 @@ class RadiusServer:
             return self._drop("malformed", addr, " (User-Name is not valid UTF-8)")
         self.registry.mark_seen(nas.id)
         if pkt.code == STATUS_SERVER:
+            m().status.inc()
             self._send(sock, pkt.CreateReply(), addr, key, keep=False)
             return None
         return pkt, nas, addr, key
@@ -247,11 +252,19 @@ class RadiusServer:
                       str(exc).splitlines()[0][:200] if str(exc) else "")
             for _, _, _, key in batch:
                 self.cache.forget(key)
+            m().auth_unanswered.inc(len(batch))
+            m().backend_errors.labels("redis" if isinstance(exc, redis.RedisError) else "database", "radius").inc()
             return
         for (pkt, nas, addr, key), (decision, uid) in zip(batch, results):
             code = packet.AccessAccept if decision.accept else packet.AccessReject
             self._send_raw(sock, reply_packet(pkt, code, reply_attributes(decision, nas.vendor, uid)), addr, key)
         self.stats["auth"] += len(batch)
+        accepted = sum(decision.accept for decision, _ in results)
+        m().auth_accept.inc(accepted)
+        m().auth_reject.inc(len(batch) - accepted)
+        took = time.monotonic() - self.batch_started
+        for _ in batch:
+            m().reply_auth.observe(took)
 
     def _queue_accounting(self, sock: socket.socket, batch: list) -> None:
         now = self.clock()
@@ -268,9 +281,14 @@ class RadiusServer:
         self.stats["acct"] += len(batch)
 
     def _acker(self, sock: socket.socket, pkt: packet.Packet, addr: tuple, key: tuple):
+        started = self.batch_started
+
         def ack(stored: bool) -> None:
             if stored:
                 self._send_raw(sock, reply_packet(pkt, packet.AccountingResponse, []), addr, key)
+                m().acct_logged.inc()
+                m().reply_acct.observe(time.monotonic() - started)
             else:
                 self.cache.forget(key)
+                m().acct_refused.inc()
         return ack

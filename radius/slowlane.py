@@ -27,6 +27,7 @@ from sqlalchemy.orm import sessionmaker
 from policies import Policy, Usage, evaluate
 from portal.core import accounting, counters
 from portal.core.coa import BACKOFF, Disconnector, Outcome, send_coa
+from portal.core.metrics import m
 from portal.core.model import CoaRequest, Disconnect, Nas, Session, User, utcnow
 from radius.attributes import rate_attributes
 
@@ -156,6 +157,7 @@ class SlowLane:
         """Record the outcome; on an ACK (or from an access point that re-authenticates every minute)
         move the session into or out of the slow lane; when the slow lane could not be set, fall back to
         a Disconnect-Request so nobody stays at full speed."""
+        m().coa_requests.labels(record.action, outcome.result).inc()
         now = self.clock()
         took = outcome.result == "ack" or (outcome.result == "no-coa" and reauthenticates)
         fallback = record.action == "slow" and outcome.result in ("nak", "timeout")

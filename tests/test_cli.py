@@ -295,6 +295,22 @@ def test_nas_identifier_and_octets_direction(cli, db_factory, policies):
     assert no_coa.code == 0 and "coa_port changed" in no_coa.out, no_coa
     assert_error(bad_port, "CoA port 70000 is not a port number")
     assert rows(db_factory, "SELECT coa_port FROM nas WHERE name = 'ap-rb'") == [(0,)]
+    # One `nas set` for everything (the monitor's probe too), and `nas show` / `nas list` say it in words.
+    everything = cli("nas", "set", "ap-chilli", "--nas-identifier", "chilli-2", "--octets-direction",
+                     "input-is-download", "--coa-port", "3990", "--probe", "tcp:3990")
+    bad_probe = cli("nas", "set", "ap-chilli", "--coa-port", "0", "--probe", "tcp:0")
+    assert everything.code == 0 and "nas_identifier, octets_direction, coa_port, probe changed" in everything.out
+    assert_error(bad_probe, "tcp probe: '0' is not a port number")
+    assert rows(db_factory, "SELECT nas_identifier, octets_direction, coa_port, probe FROM nas WHERE name = "
+                            "'ap-chilli'") == [("chilli-2", "input-is-download", 3990, "tcp:3990")]   # all or nothing
+    chilli, rb, listing = cli.many(("nas", "show", "ap-chilli"), ("nas", "show", "ap-rb"), ("nas", "list"))
+    assert "coa_port: 3990 (Disconnect- and CoA-Requests to port 3990)" in chilli.out
+    assert "probe: tcp:3990 (a TCP connection to 10.20.0.5 port 3990)" in chilli.out
+    assert "octets_direction: input-is-download (Acct-Input-Octets is what the client downloads" in chilli.out
+    assert "coa_port: 0 (takes no Disconnect- or CoA-Requests)" in rb.out and "probe: icmp (ICMP echo" in rb.out
+    assert listing.out.splitlines()[0].split()[6:8] == ["coa_port", "probe"]
+    lines = dict(line.split(maxsplit=1) for line in listing.out.splitlines()[1:])
+    assert " 3990 " in lines["ap-chilli"] and " none " in lines["ap-rb"] and "tcp:3990" in lines["ap-chilli"]
 
 
 def test_weak_nas_secrets_are_refused_in_production_and_warned_about_in_development(cli, db_factory, policies):

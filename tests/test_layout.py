@@ -15,9 +15,10 @@ FRAMEWORKS = ("flask", "flask_babel", "flask_limiter", "flask_sqlalchemy", "flas
               "click", "gunicorn")
 # What each part of the house must never import (a name forbids the module and everything under it).
 FORBIDDEN = {
-    "portal.core": (*FRAMEWORKS, "radius", "portal.web", "portal.cli"),
-    "radius": (*FRAMEWORKS, "portal.web", "portal.cli"),
-    "portal.web": ("portal.cli", "radius", "click"),
+    "portal.core": (*FRAMEWORKS, "radius", "portal.web", "portal.cli", "portal.monitor"),
+    "portal.monitor": (*FRAMEWORKS, "radius", "portal.web", "portal.cli"),
+    "radius": (*FRAMEWORKS, "portal.web", "portal.cli", "portal.monitor"),
+    "portal.web": ("portal.cli", "radius", "click", "portal.monitor"),
     "portal.cli": ("portal.web", "flask"),
     "policies": (*FRAMEWORKS, "portal", "radius"),
 }
@@ -81,6 +82,11 @@ def test_every_import_points_the_right_way():
     ("portal.cli.sites", "from portal.web.extensions import db\n"),
     ("portal.core.people", "from ..web import extensions\n"),                          # relative
     ("policies.model", "from portal.core import model\n"),
+    ("portal.monitor.scheduler", "from portal.web.extensions import db\n"),
+    ("portal.monitor.probers", "def f():\n    import click\n"),
+    ("portal.monitor.main", "from radius.nas import NasRegistry\n"),
+    ("portal.core.board", "from portal.monitor.probers import Pinger\n"),
+    ("portal.web.staff.board", "from portal.monitor import scheduler\n"),
 ])
 def test_a_planted_wrong_arrow_is_caught(module, source):
     assert wrong_arrows(module, source), f"{module} importing {source!r} was not flagged"
@@ -91,6 +97,8 @@ def test_a_planted_wrong_arrow_is_caught(module, source):
     ("radius.server", "from portal.core import counters\nfrom radius.wal import WriteAheadLog\n"),
     ("portal.web.splash", "from portal.core.arrival import parse_arrival\nfrom flask import request\n"),
     ("portal.cli.services", "from radius.crew import serve_workers\nimport click\n"),
+    ("portal.cli.monitor", "from portal.monitor.main import run\n"),
+    ("portal.monitor.scheduler", "from portal.core import nodestore\nimport icmplib\n"),
     ("portal.core.web_like", "import webbrowser\nfrom portal.core.webhooks import x\n"),   # prefixes are whole names
 ])
 def test_the_right_arrows_pass(module, source):

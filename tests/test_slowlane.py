@@ -16,6 +16,7 @@ from portal.core.model import Nas as NasRow
 from tests.support.builders import SECRET, add_site_and_nas, settle
 from tests.support.coanas import FakeCoaNas
 from tests.support.slowlane import finished, integer, outcomes, read_request, serving, spend_the_day, wait_rows
+from tests.support.web import metric
 
 GB = 10**9
 MAC = "AA-BB-CC-00-00-01"
@@ -54,6 +55,7 @@ def lines(caplog, text: str) -> list[str]:
 def test_a_spent_pool_slows_the_session_with_a_coa_request(fake_nas, radius_server, dictionary, db_factory,
                                                             policies, client):
     coa = fake_nas(coa="ack")
+    acks = metric(client, "conecta_coa_requests_total", action="slow", result="ack")   # counted since start-up
     nas, reply = spend_the_day(radius_server, dictionary, db_factory, policies)
     coas, cuts = outcomes(db_factory)
     assert [(c.action, c.reason, c.result, c.attempts, c.disconnect_id) for c in coas] == \
@@ -79,9 +81,8 @@ def test_a_spent_pool_slows_the_session_with_a_coa_request(fake_nas, radius_serv
     usage = usage_row(db_factory)
     assert (usage.sessions, usage.bytes_down, usage.bytes_up) == (1, 1_300_000_000, 20_000_000)
     assert (usage.slow_sessions, usage.slow_bytes) == (1, 200_000_000 + 10_000_000)
-    metrics = client.get("/metrics").get_data(as_text=True)
-    assert "conecta_sessions_slow_lane 1" in metrics
-    assert 'conecta_coa_requests_total{action="slow",result="ack"} 1' in metrics
+    assert metric(client, "conecta_sessions_slow_lane") == 1
+    assert metric(client, "conecta_coa_requests_total", action="slow", result="ack") == acks + 1
     # A second device logs in: straight into the slow lane, in plain Spanish, with no data cap.
     again = nas.auth("ana", "anapass123", mac="AA-BB-CC-00-00-02")
     assert again.code == packet.AccessAccept
@@ -126,14 +127,15 @@ def test_silence_or_a_forged_ack_falls_back_to_disconnect(answer, fake_nas, radi
 def test_nobody_is_left_at_full_speed_silently_when_nothing_answers(fake_nas, radius_server, dictionary, db_factory,
                                                                     policies, caplog, client):
     fake_nas(coa="silent", disconnect="silent")
+    before = (metric(client, "conecta_coa_requests_total", action="slow", result="timeout"),
+              metric(client, "conecta_disconnect_requests_total", result="timeout"))
     with caplog.at_level(logging.INFO):
         spend_the_day(radius_server, dictionary, db_factory, policies)
         (request,), (cut,) = outcomes(db_factory)
     assert (request.result, cut.result) == ("timeout", "timeout")
     assert [r.levelno for r in caplog.records if "session" in r.getMessage()] == [logging.WARNING] * 2
-    metrics = client.get("/metrics").get_data(as_text=True)
-    assert 'conecta_coa_requests_total{action="slow",result="timeout"} 1' in metrics
-    assert 'conecta_disconnect_requests_total{result="timeout"} 1' in metrics
+    assert (metric(client, "conecta_coa_requests_total", action="slow", result="timeout"),
+            metric(client, "conecta_disconnect_requests_total", result="timeout")) == (before[0] + 1, before[1] + 1)
 
 
 def test_a_duplicate_ack_counts_the_slow_session_once(fake_nas, radius_server, dictionary, db_factory, policies,

@@ -10,14 +10,16 @@ import pytest
 from sqlalchemy import select, update
 
 from portal.core import sites, staffauth
-from portal.core.model import AuditEntry, FaultReport, Site, Staff
+from portal.core.model import AuditEntry, FaultReport, Nas, Site, Staff
 from tests.support.web import csrf_token
 
 PASSWORD = "correct horse battery staple"
-ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/sites/1", "/staff/nas", "/staff/people", "/staff/audit"]
+ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/sites/1", "/staff/nas", "/staff/nas/1", "/staff/people",
+              "/staff/audit"]
 ANY_STAFF = ["/staff/", "/staff/policies", "/staff/faults", "/staff/reports", "/staff/reports/hours.svg",
              "/staff/reports/sites.svg", "/staff/reports/export.csv", "/staff/reports/export.xlsx",
-             "/staff/reports/export.json"]
+             "/staff/reports/export.json", "/staff/availability", "/staff/availability/export.csv",
+             "/staff/alerts", "/staff/map", "/staff/map.svg", "/staff/nodes/export.csv"]
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +38,9 @@ def sign_in(client, email: str, password: str = PASSWORD):
 
 
 def test_roles_on_every_route(app, db_factory):
+    with db_factory() as db:       # /staff/nas/1
+        sites.add_nas(db, sites.NasSpec("ap-1", "Parque Central", "10.9.0.1", "s" * 20, "generic"), False)
+        db.commit()
     anonymous = app.test_client()
     for path in ADMIN_ONLY + ANY_STAFF:
         response = anonymous.get(path)
@@ -56,9 +61,12 @@ def test_roles_on_every_route(app, db_factory):
     # Every GET page of the console is in one of the lists above; every POST refuses an analyst.
     rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/staff/") and r.endpoint != "staff.access.login"]
     pages = {re.sub(r"<[^>]+>", "1", r.rule) for r in rules if "GET" in r.methods}
-    assert pages <= set(ADMIN_ONLY + ANY_STAFF) | {"/staff/logout", "/staff/reports/export.1"}   # export.csv…
+    assert pages <= set(ADMIN_ONLY + ANY_STAFF) | {"/staff/logout", "/staff/reports/export.1",   # export.csv…
+                                                   "/staff/availability/export.1", "/staff/nodes/export.1"}
     html = analyst.get("/staff/faults").get_data(as_text=True)
-    for rule in (r for r in rules if "POST" in r.methods and r.rule not in ("/staff/logout",)):
+    # Every staff member signs out and chooses the sites whose alerts they receive.
+    for rule in (r for r in rules if "POST" in r.methods and r.rule not in ("/staff/logout",
+                                                                           "/staff/alerts/subscriptions")):
         path = re.sub(r"<[^>]+>", "1", rule.rule)
         assert analyst.post(path, data={"csrf_token": csrf_token(html)}).status_code == 403, path
 
@@ -144,8 +152,41 @@ def test_nas_page_shows_what_each_nas_calls_itself_and_counts_as_input(client, d
         ("ap-rb", "mikrotik", "", "Acct-Input-Octets = lo que sube el cliente (RFC 2866)")]
 
 
+def test_nas_page_changes_what_nas_set_changes(client, db_factory):
+    """The access point's page edits its NAS-Identifier, octet direction, CoA port (0: none) and probe, all
+    checked before any is saved, and audits what changed."""
+    sign_in(client, "admin@city.mx")
+    page = client.get("/staff/nas").get_data(as_text=True)
+    client.post("/staff/nas", data={"csrf_token": csrf_token(page), "name": "ap-chilli", "site": "Parque Central",
+                                    "ip": "10.9.0.2", "vendor": "coova", "nas_identifier": "nas01"})
+    with db_factory() as db:
+        nas_id = db.scalar(select(Nas.id).where(Nas.name == "ap-chilli"))
+    form = client.get(f"/staff/nas/{nas_id}").get_data(as_text=True)
+    assert 'value="nas01"' in form and 'value="3799"' in form and 'value="icmp"' in form
+    assert '<option value="input-is-download" selected>' in form
+    change = {"csrf_token": csrf_token(form), "nas_identifier": "", "octets_direction": "input-is-upload",
+              "coa_port": "0", "probe": "tcp:3990"}
+    refused = client.post(f"/staff/nas/{nas_id}", data={**change, "probe": "http:http://10.9.9.9/"})
+    assert refused.status_code == 400 and "probes reach only the NAS" in refused.get_data(as_text=True)
+    for bad in ("70000", "x"):
+        assert client.post(f"/staff/nas/{nas_id}", data={**change, "coa_port": bad}).status_code == 400
+    with db_factory() as db:
+        nas = db.get(Nas, nas_id)
+        assert (nas.nas_identifier, nas.octets_direction, nas.coa_port, nas.probe) == \
+            ("nas01", "input-is-download", 3799, "icmp")                  # nothing of a refused change is kept
+    assert client.post(f"/staff/nas/{nas_id}", data=change).status_code == 302
+    with db_factory() as db:
+        nas = db.get(Nas, nas_id)
+        assert (nas.nas_identifier, nas.octets_direction, nas.coa_port, nas.probe) == \
+            (None, "input-is-upload", 0, "tcp:3990")
+        audited = db.scalar(select(AuditEntry.target).where(AuditEntry.action == "nas-edit"))
+    assert audited == "ap-chilli: nas_identifier=, octets_direction=input-is-upload, coa_port=0, probe=tcp:3990"
+    listing = client.get("/staff/nas").get_data(as_text=True)
+    assert "ninguno (no acepta CoA)" in listing and "tcp:3990" in listing
+
+
 def test_node_board_and_staff_disconnect(client, db_factory, policies, dictionary, radius_server, nas_id, clock):
-    """A live NAS shows up; a silent one is down; staff cut a live session with RFC 5176."""
+    """A live NAS shows its traffic; a silent one is not called down; staff cut a live session with RFC 5176."""
     from sqlalchemy import update as sql_update
 
     from portal.core.model import Disconnect
@@ -167,8 +208,12 @@ def test_node_board_and_staff_disconnect(client, db_factory, policies, dictionar
         radius_server.registry.flush_seen(radius_server.redis, to_db=True)
         sign_in(client, "admin@city.mx")
         board = client.get("/staff/").get_data(as_text=True)
-        assert re.search(r"ap-coova-127\.0\.0\.1</td><td class=\"up\">", board)
-        assert re.search(r"ap-silent</td><td class=\"down\">", board)
+        # Its last packet and live session are shown; RADIUS silence is no verdict: without a probe
+        # result a NAS is waiting for its first probe, never "caído".
+        assert re.search(r'ap-coova-127\.0\.0\.1</td><td[^>]*>icmp</td><td[^>]*>\d{4}-\d\d-\d\d \d\d:\d\d</td>'
+                         r'<td[^>]*>1</td>', board)
+        assert re.search(r'esperando el primer sondeo</td><td[^>]*>Parque Central</td><td[^>]*>ap-silent</td>', board)
+        assert "caído" not in board.split("<table")[1]
         page = client.get("/staff/sessions").get_data(as_text=True)
         action = re.search(r'action="(/staff/sessions/\d+/disconnect)"', page).group(1)
         # The NAS has not answered yet, and the console does not wait for it.

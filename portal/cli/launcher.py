@@ -1,4 +1,4 @@
-"""`conecta run`: the embedded Redis, the RADIUS server and the portal, started and stopped together."""
+"""`conecta run`: the embedded Redis, the RADIUS server, the monitor and the portal, started and stopped together."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
+from portal.core import metrics
 from portal.core.model import Nas
 from portal.core.redisconn import serving_redis
 from portal.core.schema import upgrade
@@ -88,9 +89,12 @@ def run_all(settings: Settings, engine: Engine) -> int:
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
+    metrics.enable(settings, fresh=True)    # before the children: they inherit where to write
+    metrics.serve(settings)
     with serving_redis(settings) as url:
         env = {**os.environ, **settings_env(settings), "CONECTA_REDIS_URL": url}
         children = [Child("radius", [sys.executable, "-P", "-m", "portal", "radius"], env),
+                    Child("monitor", [sys.executable, "-P", "-m", "portal", "monitor"], env),
                     Child("portal", gunicorn_command(settings), env, cwd=ROOT)]
         for child in children:
             child.start()

@@ -1,4 +1,4 @@
-"""`conecta nas add|list|show|remove`: access points and gateways allowed to talk RADIUS."""
+"""`conecta nas add|set|list|show|remove`: access points and gateways allowed to talk RADIUS."""
 
 from __future__ import annotations
 
@@ -6,13 +6,36 @@ import click
 from sqlalchemy import select
 
 from portal.cli import output
-from portal.core import sites
+from portal.core import probes, sites
+from portal.core.coa import takes_coa
 from portal.core.db import commit_or_explain
+from portal.core.errors import InputError
 from portal.core.model import OCTETS_DIRECTIONS, VENDORS, Nas, Site
 
 DIRECTION_HELP = ("what its Acct-Input-Octets count: input-is-upload (RFC 2866: from the client) or "
                   "input-is-download (CoovaChilli without HS_SWAPOCTETS); default: the vendor's own")
 IDENTIFIER_HELP = "the NAS-Identifier it calls itself (CoovaChilli: HS_NASID, sent as nasid in its redirects)"
+OCTETS_WORDS = {"input-is-upload": "Acct-Input-Octets is what the client uploads, as RFC 2866 says",
+                "input-is-download": "Acct-Input-Octets is what the client downloads, as CoovaChilli counts"}
+
+
+def coa_words(vendor: str, port: int, short: bool = False) -> str:
+    """Where RFC 5176 requests go, in words (`short`: for a table cell)."""
+    if takes_coa(vendor, port):
+        return str(port) if short else f"Disconnect- and CoA-Requests to port {port}"
+    if short:
+        return "none"
+    return "takes no Disconnect- or CoA-Requests" + (f" ({vendor} never does)" if port else "")
+
+
+def probe_words(probe: str, ip: str) -> str:
+    """How the monitor checks the NAS, in words."""
+    try:
+        spec = probes.parse_probe(probe, ip)
+    except InputError:
+        return "not a probe the monitor understands"
+    return {"icmp": f"ICMP echo to {ip}", "tcp": f"a TCP connection to {ip} port {spec.port}",
+            "http": f"an HTTP request for {spec.url}", "none": "not probed"}[spec.kind]
 
 
 def register(main: click.Group) -> None:
@@ -34,14 +57,16 @@ def register(main: click.Group) -> None:
                   type=click.Choice(["yes", "no"]))
     @click.option("--nas-identifier", help=IDENTIFIER_HELP)
     @click.option("--octets-direction", type=click.Choice(OCTETS_DIRECTIONS), help=DIRECTION_HELP)
+    @click.option("--probe", default="icmp", show_default=True, help=probes.PROBE_HELP)
     @click.pass_obj
     def add(c, name, site, ip, secret, vendor, coa_port, uam_secret, require_ma, nas_identifier,  # noqa: ANN001
-            octets_direction) -> None:
+            octets_direction, probe) -> None:
         """Add a NAS."""
         spec = sites.NasSpec(name, site, ip, secret, vendor, coa_port, uam_secret, require_ma == "yes",
                              nas_identifier, octets_direction)
         with c.db() as db:
             row, warnings = sites.add_nas(db, spec, c.settings.production)
+            probes.set_probe(db, name, probe)
             commit_or_explain(db)
             direction = row.octets_direction
         for warning in warnings:
@@ -54,12 +79,13 @@ def register(main: click.Group) -> None:
     @click.option("--octets-direction", type=click.Choice(OCTETS_DIRECTIONS), help=DIRECTION_HELP)
     @click.option("--coa-port", type=int,
                   help="RFC 5176 port for Disconnect- and CoA-Requests; 0 when the NAS takes none")
+    @click.option("--probe", help=probes.PROBE_HELP)
     @click.pass_obj
     def set_(c, name: str, nas_identifier: str | None, octets_direction: str | None,  # noqa: ANN001
-             coa_port: int | None) -> None:
+             coa_port: int | None, probe: str | None) -> None:
         """Change a NAS (what is not given stays)."""
         with c.db() as db:
-            changed = sites.update_nas(db, name, sites.NasChange(nas_identifier, octets_direction, coa_port))
+            changed = sites.update_nas(db, name, sites.NasChange(nas_identifier, octets_direction, coa_port, probe))
             commit_or_explain(db)
         click.echo(f"NAS {name!r}: {', '.join(changed) or 'nothing'} changed")
 
@@ -69,11 +95,12 @@ def register(main: click.Group) -> None:
         """List NAS (secrets are never shown)."""
         with c.db() as db:
             rows = db.execute(select(Nas.name, Site.name, Nas.ip, Nas.vendor, Nas.nas_identifier,
-                                     Nas.octets_direction, Nas.coa_port, Nas.require_message_authenticator,
+                                     Nas.octets_direction, Nas.coa_port, Nas.probe, Nas.require_message_authenticator,
                                      Nas.last_seen)
                               .join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
-        output.table(rows, ("name", "site", "ip", "vendor", "nas_identifier", "octets", "coa_port", "require_ma",
-                            "last_seen"))
+        rows = [(*r[:6], coa_words(r.vendor, r.coa_port, short=True), *r[7:]) for r in rows]
+        output.table(rows, ("name", "site", "ip", "vendor", "nas_identifier", "octets", "coa_port", "probe",
+                            "require_ma", "last_seen"))
 
     @nas.command("show")
     @click.argument("name")
@@ -81,7 +108,11 @@ def register(main: click.Group) -> None:
     def show(c, name: str) -> None:  # noqa: ANN001
         """Show one NAS (secrets hidden)."""
         with c.db() as db:
-            output.show(output.get(db, Nas, Nas.name, name, "NAS"), hidden=("secret", "uam_secret"))
+            row = output.get(db, Nas, Nas.name, name, "NAS")
+            output.show(row, hidden=("secret", "uam_secret"), words={
+                "octets_direction": OCTETS_WORDS.get(row.octets_direction, ""),
+                "coa_port": coa_words(row.vendor, row.coa_port),
+                "probe": probe_words(row.probe, row.ip)})
 
     output.remove_command(nas, "NAS", sites.remove_nas)
 

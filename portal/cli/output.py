@@ -21,11 +21,13 @@ def table(rows: list[tuple], header: tuple[str, ...]) -> None:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
 
 
-def show(obj: object, hidden: tuple[str, ...] = ()) -> None:
-    """Print every column of a row as `name: value`, `hidden` ones masked."""
+def show(obj: object, hidden: tuple[str, ...] = (), words: dict[str, str] | None = None) -> None:
+    """Print every column of a row as `name: value`, `hidden` ones masked, with what `words` says of
+    a column after its value."""
     for column in obj.__table__.columns:
         value = "(hidden)" if column.name in hidden else getattr(obj, column.name)
-        click.echo(f"{column.name}: {'' if value is None else value}")
+        said = (words or {}).get(column.name)
+        click.echo(f"{column.name}: {'' if value is None else value}{f' ({said})' if said else ''}")
 
 
 def get(db: DbSession, model: type, column: object, name: str, kind: str) -> object:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from portal.cli.context import Context, pass_ctx
 from portal.cli.launcher import ROOT, gunicorn_command, run_all
-from portal.core import sites
+from portal.core import metrics, sites
 from portal.core.db import commit_or_explain
 from portal.core.model import Nas, Site
 from portal.core.redisconn import serving_redis
@@ -66,6 +66,7 @@ def run(c: Context) -> None:
 def radius(c: Context, workers: int | None) -> None:
     """The RADIUS server alone (several may share one Redis and one database)."""
     c.policies  # noqa: B018 - fail early, with the file and key named, on a bad policy
+    metrics.enable(c.settings)       # before the workers fork: they write where the exposition reads
     with serving_redis(c.settings) as url:
         serve_workers(c.settings, url, workers or default_workers(c.settings))
 
@@ -75,6 +76,7 @@ def radius(c: Context, workers: int | None) -> None:
 @pass_ctx
 def portal(c: Context, workers: int) -> None:
     """The portal alone under gunicorn (gthread workers)."""
+    metrics.enable(c.settings)       # gunicorn's workers inherit where to write their metrics
     with serving_redis(c.settings) as url:
         env = {**os.environ, **settings_env(c.settings), "CONECTA_REDIS_URL": url}
         sys.exit(subprocess.call(gunicorn_command(c.settings, workers), env=env, cwd=ROOT))

@@ -6,9 +6,9 @@ import click
 from sqlalchemy import func, select
 
 from portal.cli import output
-from portal.core import sites
+from portal.core import maintenance, sites
 from portal.core.db import commit_or_explain
-from portal.core.model import SITE_KINDS, Nas, Site
+from portal.core.model import SITE_KINDS, Nas, Site, utcnow
 
 
 def register(main: click.Group) -> None:
@@ -42,9 +42,16 @@ def register(main: click.Group) -> None:
     @click.option("--lat", type=float)
     @click.option("--lon", type=float)
     @click.option("--community", "communities", multiple=True, help="replaces the list; repeat for more")
+    @click.option("--maintenance", help="a planned outage, no alerts: '2026-12-03 22:00/2h' (local start/duration)")
+    @click.option("--clear-maintenance", is_flag=True, help="remove the site's current and future windows")
     @click.pass_obj
-    def set_(c, name, rename, kind, policy, planned_gb_month, lat, lon, communities) -> None:  # noqa: ANN001
+    def set_(c, name, rename, kind, policy, planned_gb_month, lat, lon, communities, maintenance,  # noqa: ANN001
+             clear_maintenance) -> None:
         """Change a site; what is not given stays as it is."""
+        if maintenance or clear_maintenance:
+            _maintenance(c, name, maintenance, clear_maintenance)
+            if not any((rename, kind, policy, planned_gb_month, lat, lon, communities)):
+                return
         with c.db() as db:
             row = output.get(db, Site, Site.name, name, "site")
             spec = sites.SiteSpec(rename or row.name, kind or row.kind, policy or row.policy,
@@ -71,7 +78,22 @@ def register(main: click.Group) -> None:
     def show(c, name: str) -> None:  # noqa: ANN001
         """Show one site."""
         with c.db() as db:
-            output.show(output.get(db, Site, Site.name, name, "site"))
+            row = output.get(db, Site, Site.name, name, "site")
+            output.show(row)
+            for w in maintenance.site_windows(db, row.id, utcnow()):
+                click.echo(f"maintenance: {maintenance.describe(w, c.settings.tz)}")
 
     output.remove_command(site, "site", sites.remove_site)
 
+
+
+def _maintenance(c, name: str, window: str | None, clear: bool) -> None:  # noqa: ANN001 - the Context
+    """Clear a site's windows and/or add one, and say what was done."""
+    with c.db() as db:
+        site = output.get(db, Site, Site.name, name, "site")
+        if clear:
+            click.echo(f"site {name!r}: {maintenance.clear_windows(db, site, utcnow())} maintenance window(s) removed")
+        if window:
+            added = maintenance.add_window(db, site, window, c.settings.tz, "cli")
+            click.echo(f"site {name!r}: maintenance {maintenance.describe(added, c.settings.tz)} (no alerts)")
+        commit_or_explain(db)

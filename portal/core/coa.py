@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from portal.core.macs import radius_mac
+from portal.core.metrics import m
 from portal.core.model import Disconnect, Nas, Session, utcnow
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,7 @@ class Disconnector:
                 row = db.get(Disconnect, record_id)
                 row.result, row.attempts, row.finished_at = outcome.result, outcome.attempts, utcnow()
                 row.error_cause = outcome.error_cause
+                m().disconnects.labels(outcome.result).inc()
             level = logging.INFO if outcome.result == "ack" else logging.WARNING   # the session may go on
             log.log(level, "Disconnect-Request session %s on NAS %s (%s): %s", record.session_id, record.nas_id,
                     record.reason, outcome.describe())

@@ -57,3 +57,37 @@ def to_table(rows: list[dict], by: list[str], metrics: tuple[str, ...] = METRICS
     lines += ["  ".join(v.rjust(w) if i >= len(by) else v.ljust(w) for i, (v, w) in enumerate(zip(c, widths)))
               for c in cells]
     return "\n".join(lines)
+
+
+# --- Plain row lists (availability, the node list): the given columns, in order ------------------------
+
+def rows_csv(rows: list[dict], columns: list[str]) -> str:
+    """CSV of `columns`, text neutralised for spreadsheets; None is an empty cell."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else safe_cell(row[c]) for c in columns])
+    return out.getvalue()
+
+
+def rows_xlsx(rows: list[dict], columns: list[str], sheet_name: str) -> bytes:
+    """An XLSX workbook of `columns`, text neutralised like CSV."""
+    from openpyxl import Workbook
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(sheet_name)
+    sheet.append(columns)
+    for row in rows:
+        sheet.append([safe_cell(row.get(c)) for c in columns])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def rows_table(rows: list[dict], columns: list[str]) -> str:
+    """A plain-text table for the terminal; None shows as ·."""
+    cells = [["·" if row.get(c) is None else str(row[c]) for c in columns] for row in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(columns)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(c, widths)).rstrip() for c in cells]
+    return "\n".join(lines)

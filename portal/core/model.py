@@ -73,6 +73,8 @@ class Nas(Base):
     coa_port: Mapped[int] = mapped_column(Integer, default=3799)
     uam_secret: Mapped[str | None] = mapped_column(String(128))
     require_message_authenticator: Mapped[bool] = mapped_column(Boolean, default=True)
+    # How the monitor checks it answers (portal/core/probes.py): icmp | tcp:PORT | http(s)://… | none.
+    probe: Mapped[str] = mapped_column(String(255), default="icmp", server_default="icmp")
     last_seen: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # Host names (besides private IPs and its own) that the portal may hand credentials to.
@@ -290,3 +292,106 @@ class UsageMonthly(UsageFigures, Base):
     month: Mapped[str] = mapped_column(String(7), primary_key=True)     # '2026-11'
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     site_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+# --- Node health (issue 9): what the monitor saw, what it told people -----------------------------------
+
+NODE_STATES = ("pending", "up", "failing", "down", "unprobed")   # pending: not probed yet
+EVENT_STATES = ("up", "down", "unprobed")                          # the periods of a node's history
+ALERT_CHANNELS = ("email", "webhook")
+
+
+class NodeState(Base):
+    """The monitor's view of one NAS now; it survives a restart of the monitor."""
+
+    __tablename__ = "node_state"
+    nas_id: Mapped[int] = mapped_column(Integer, primary_key=True)   # no FK: the monitor drops it with the NAS
+    state: Mapped[str] = mapped_column(String(10))
+    since: Mapped[datetime] = mapped_column(DateTime)                 # down: since the first failed probe
+    failures: Mapped[int] = mapped_column(Integer, default=0)         # consecutive
+    first_failure_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_probe_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_ok_at: Mapped[datetime | None] = mapped_column(DateTime)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(String(120))           # why the last probe failed
+    notified: Mapped[str | None] = mapped_column(String(10))          # the last state alerts told
+    period: Mapped[str | None] = mapped_column(String(10))            # the state of its open node_events row
+
+
+class NodeEvent(Base):
+    """One period of a NAS's history (up, down or unprobed), from start to end (open while it lasts)."""
+
+    __tablename__ = "node_events"
+    __table_args__ = (Index("ix_node_events_nas_started", "nas_id", "started_at"),
+                      Index("ix_node_events_started", "started_at"))
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    nas_id: Mapped[int] = mapped_column(Integer)       # no FK: history outlives a removed NAS
+    site_id: Mapped[int] = mapped_column(Integer)
+    nas_name: Mapped[str] = mapped_column(String(80))  # as it was called then
+    state: Mapped[str] = mapped_column(String(10))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class MonitorStatus(Base):
+    """The one monitor at work: its lease epoch (a fencing token) and heartbeat."""
+
+    __tablename__ = "monitor_status"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    holder: Mapped[str] = mapped_column(String(120), default="")
+    heartbeat: Mapped[datetime | None] = mapped_column(DateTime)
+    interval: Mapped[float] = mapped_column(Float, default=30.0)
+
+
+class MaintenanceWindow(Base):
+    """A planned outage at a site: no alerts while it lasts."""
+
+    __tablename__ = "maintenance_windows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(DateTime)
+    ends_at: Mapped[datetime] = mapped_column(DateTime)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str] = mapped_column(String(254), default="")
+
+
+class AlertSubscription(Base):
+    """A staff member who receives the e-mail alerts of a site."""
+
+    __tablename__ = "alert_subscriptions"
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
+
+
+class AlertNotice(Base):
+    """A confirmed change to tell people about (down, up, flapping), waiting to be grouped into alerts."""
+
+    __tablename__ = "alert_notices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    nas_id: Mapped[int] = mapped_column(Integer)
+    site_id: Mapped[int] = mapped_column(Integer)
+    nas_name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(10))
+    since: Mapped[datetime] = mapped_column(DateTime)          # when the state began
+    alert_batch: Mapped[int | None] = mapped_column(Integer)   # null: not grouped yet
+
+
+class Alert(Base):
+    """One message to one recipient (an e-mail address or the webhook), and what came of sending it."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    channel: Mapped[str] = mapped_column(String(10))
+    recipient: Mapped[str] = mapped_column(String(254))        # an address, or the webhook's host
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str | None] = mapped_column(Text)          # the webhook's JSON
+    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)  # pending|sending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)

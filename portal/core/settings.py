@@ -36,7 +36,30 @@ class Settings:
     timezone: str
     # Citizens behind a NAS that NATs share one address: keep this generous; the per-MAC limit is strict.
     portal_ip_limit: str = "120/minute"
-    node_down_after: float = 3.0   # a NAS is down after this many interim intervals without a packet
+    node_down_after: float = 3.0   # RADIUS traffic counts as quiet after this many interim intervals
+    # The monitor (issue 9): probe every NAS every `monitor_interval` seconds; down after
+    # `monitor_confirmations` failed probes in a row, each given `probe_timeout` seconds.
+    monitor_interval: float = 30.0
+    monitor_confirmations: int = 3
+    probe_timeout: float = 2.0
+    # Alerts: changes within `alert_group_seconds` go out as one message; a NAS that changed state
+    # `flap_changes` times within `flap_window` seconds is flapping: one alert, then quiet until it settles.
+    alert_group_seconds: float = 60.0
+    flap_changes: int = 4
+    flap_window: float = 1800.0
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "conecta@localhost"
+    smtp_starttls: bool = False
+    alert_webhook_url: str | None = None
+    alert_webhook_chat_id: str | None = None    # Telegram's sendMessage needs it in the JSON body
+    # Prometheus: the aggregate of every process's metrics on this address (port 0: off), and on the
+    # portal's /metrics for loopback peers or a bearer token.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
+    metrics_token: str | None = None
 
     @property
     def production(self) -> bool:
@@ -55,7 +78,16 @@ _DEFAULTS = {
     "radius_acct_port": "1813", "portal_host": "0.0.0.0", "portal_port": "8080",
     "policy_dir": str(POLICY_DIR), "timezone": "America/Mexico_City", "portal_ip_limit": "120/minute",
     "node_down_after": "3",
+    "monitor_interval": "30", "monitor_confirmations": "3", "probe_timeout": "2", "alert_group_seconds": "60",
+    "flap_changes": "4", "flap_window": "1800", "smtp_host": "", "smtp_port": "25", "smtp_user": "",
+    "smtp_password": "", "smtp_from": "conecta@localhost", "smtp_starttls": "no", "alert_webhook_url": "",
+    "alert_webhook_chat_id": "",
+    "metrics_host": "127.0.0.1", "metrics_port": "9464", "metrics_token": "",
 }
+# Numeric settings: (type, least, most).
+_NUMBERS = {"monitor_interval": (float, 0.2, 3600), "monitor_confirmations": (int, 1, 20),
+            "probe_timeout": (float, 0.05, 60), "alert_group_seconds": (float, 0, 3600),
+            "flap_changes": (int, 2, 100), "flap_window": (float, 1, 86400)}
 
 
 def _raw_values(environ: dict[str, str]) -> dict[str, str]:
@@ -127,7 +159,43 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         policy_dir=Path(values["policy_dir"]).expanduser().resolve(), timezone=values["timezone"],
         portal_ip_limit=_rate_limit(values["portal_ip_limit"]),
         node_down_after=_multiple(values["node_down_after"]),
+        **_monitoring(values),
     )
+
+
+def _monitoring(values: dict[str, str]) -> dict:
+    """The monitor's, the alerts' and the metrics' settings, checked."""
+    numbers = {key: _number(key, values[key], *limits) for key, limits in _NUMBERS.items()}
+    if numbers["probe_timeout"] >= numbers["monitor_interval"]:
+        raise SettingsError("CONECTA_PROBE_TIMEOUT must be shorter than CONECTA_MONITOR_INTERVAL")
+    if values["smtp_starttls"] not in ("yes", "no"):
+        raise SettingsError(f"CONECTA_SMTP_STARTTLS: {values['smtp_starttls']!r} is not yes or no")
+    webhook = values["alert_webhook_url"].strip()
+    if webhook and not re.fullmatch(r"https?://[^\s/]+\S*", webhook):
+        raise SettingsError("CONECTA_ALERT_WEBHOOK_URL must be an http:// or https:// URL")
+    try:
+        ipaddress.ip_address(values["metrics_host"])
+    except ValueError:
+        raise SettingsError(f"CONECTA_METRICS_HOST: {values['metrics_host']!r} is not an IP address") from None
+    token = values["metrics_token"]
+    if token and len(token) < 16:
+        raise SettingsError("CONECTA_METRICS_TOKEN must be at least 16 characters")
+    optional = {key: values[key] or None for key in ("smtp_host", "smtp_user", "smtp_password",
+                                                     "alert_webhook_chat_id")}
+    return {**numbers, **optional, "smtp_port": _port("smtp_port", values["smtp_port"]),
+            "smtp_from": values["smtp_from"], "smtp_starttls": values["smtp_starttls"] == "yes",
+            "alert_webhook_url": webhook or None, "metrics_host": values["metrics_host"],
+            "metrics_port": _port("metrics_port", values["metrics_port"]), "metrics_token": token or None}
+
+
+def _number(key: str, value: str, kind: type, least: float, most: float) -> float | int:
+    try:
+        number = kind(value)
+    except ValueError:
+        number = None
+    if number is None or not least <= number <= most:
+        raise SettingsError(f"CONECTA_{key.upper()}: {value!r} is not a {kind.__name__} from {least} to {most}")
+    return number
 
 
 def _multiple(value: str) -> float:
@@ -151,6 +219,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {}
     for f in fields(settings):
         value = getattr(settings, f.name)
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
         if value is not None:
             env["CONECTA_" + f.name.upper()] = str(value)
     return env

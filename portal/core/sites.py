@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
 from policies import Policy
+from portal.core import probes
 from portal.core.errors import InputError, printable
 from portal.core.model import (
     OCTETS_DIRECTIONS,
@@ -17,6 +18,7 @@ from portal.core.model import (
     VENDORS,
     FaultReport,
     Nas,
+    NodeEvent,
     Session,
     Site,
     UsageDaily,
@@ -191,15 +193,18 @@ def add_nas(db: DbSession, spec: NasSpec, production: bool) -> tuple[Nas, list[s
 
 @dataclass
 class NasChange:
-    """What `nas set` may change; None leaves a field as it is ('' clears the identifier)."""
+    """What `nas set` (and the console's NAS page) may change; None leaves a field as it is ('' clears the
+    identifier)."""
 
     nas_identifier: str | None = None
     octets_direction: str | None = None
     coa_port: int | None = None
+    probe: str | None = None              # icmp | tcp:PORT | http:URL | none (portal/core/probes.py)
 
 
 def update_nas(db: DbSession, name: str, change: NasChange) -> list[str]:
-    """Change a NAS; return the names of the fields that changed. The caller commits."""
+    """Change a NAS (every field checked before any is set); return the names of the fields that
+    changed. The caller commits."""
     nas = db.scalar(select(Nas).where(Nas.name == name))
     if nas is None:
         raise InputError(f"unknown NAS {name!r}")
@@ -212,6 +217,8 @@ def update_nas(db: DbSession, name: str, change: NasChange) -> list[str]:
         if not 0 <= change.coa_port <= 65535:   # 0: the NAS takes no RFC 5176 requests
             raise InputError(f"CoA port {change.coa_port} is not a port number (0: the NAS takes no CoA)")
         new["coa_port"] = change.coa_port
+    if change.probe is not None:
+        new["probe"] = str(probes.parse_probe(change.probe, nas.ip))
     changed = [field for field, value in new.items() if getattr(nas, field) != value]
     for field in changed:
         setattr(nas, field, new[field])
@@ -226,7 +233,7 @@ def remove_site(db: DbSession, name: str) -> None:
     if n:
         raise InputError(f"site {name!r} still has {n} NAS; remove them first")
     if any(db.scalar(select(model.site_id).where(model.site_id == site.id).limit(1))
-           for model in (UsageDaily, Session, FaultReport)):
+           for model in (UsageDaily, Session, FaultReport, NodeEvent)):
         raise InputError(f"site {name!r} has usage or fault reports that reports still need; keep it")
     db.delete(site)
 

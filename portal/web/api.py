@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, render_template, request
 
-from portal.core import reports
-from portal.web.extensions import csrf, db
+from portal.core import availability, reports
+from portal.core.errors import InputError
+from portal.web.extensions import csrf, db, settings
 from portal.web.filters import figures_arg, local_today, report_args
 from portal.web.staff.access import signed_in
+from portal.web.staff.health import availability_args, naive_now
 
 bp = Blueprint("api", __name__)
 OPEN_DATA_K = 5
@@ -28,6 +30,20 @@ def api_reports() -> tuple[Response, int] | Response:
         return jsonify(error="sign in first"), 401
     start, end, by, k = report_args()
     return jsonify(reports.usage(db.session, start, end, by, k, figures_arg()))
+
+
+@bp.get("/api/v1/availability")
+@csrf.exempt
+def api_availability() -> tuple[Response, int] | Response:
+    """Availability rows (?from=&to=&by=site,nas,day,month) for signed-in staff."""
+    g.staff = signed_in()
+    if g.staff is None:
+        return jsonify(error="sign in first"), 401
+    try:
+        start, end, by = availability_args()
+        return jsonify(availability.availability(db.session, start, end, by, settings().tz, naive_now()))
+    except InputError as exc:
+        return jsonify(error=str(exc)), 400
 
 
 def _open_rows() -> tuple[str, list[dict], list[str]]:

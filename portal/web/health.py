@@ -1,12 +1,18 @@
-"""/healthz (liveness with database and Redis checks) and /metrics (Prometheus text format)."""
+"""/healthz (liveness with database and Redis checks) and /metrics (Prometheus, multiprocess)."""
 
 from __future__ import annotations
 
+import hmac
+
 import redis
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select, text
 
-from portal.core.model import CoaRequest, Disconnect, Nas, Session
+from portal.core import metrics as metrics_core
+from portal.core.model import Nas, Session
 from portal.web.extensions import db, redis_url, settings
 
 bp = Blueprint("health", __name__)
@@ -34,32 +40,46 @@ def healthz() -> tuple[Response, int]:
     return jsonify(status="ok" if ok else "degraded", **checks), 200 if ok else 503
 
 
-def _outcomes(name: str, help_text: str, rows: list[tuple[dict[str, str], int]]) -> str:
-    """A Prometheus counter with one line per label set (the labels are codes we wrote, never input)."""
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-    for labels, n in rows:
-        pairs = ",".join(f'{k}="{v}"' for k, v in labels.items())
-        lines.append(f"{name}{{{pairs}}} {n}")
-    return "\n".join(lines) + "\n"
-
-
 @bp.get("/metrics")
-def metrics() -> Response:
-    """Sessions open (and in the slow lane), NAS known, and RFC 5176 requests by outcome, for Prometheus."""
+def metrics() -> Response | tuple[str, int]:
+    """Every process's metrics (prometheus_client, multiprocess) and the database's gauges, for a peer on
+    this machine (not through a proxy) or with `Authorization: Bearer CONECTA_METRICS_TOKEN`."""
+    if not _may_scrape():
+        return "forbidden\n", 403
+    body, content_type = metrics_core.exposition(_database_gauges())
+    return Response(body, content_type=content_type)
+
+
+def _may_scrape() -> bool:
+    token = settings().metrics_token
+    given = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return True
+    local = request.remote_addr in ("127.0.0.1", "::1")
+    return local and "X-Forwarded-For" not in request.headers and "Forwarded" not in request.headers
+
+
+def _database_gauges() -> CollectorRegistry:
+    """Sessions open (and in the slow lane) and NAS registered, read from SQL at scrape time. (CoA- and
+    Disconnect-Requests are counted by outcome where they are sent: portal/core/metrics.py.)"""
     open_sessions = db.session.scalar(select(func.count()).select_from(Session).where(Session.is_open.is_(True)))
     slow = db.session.scalar(select(func.count()).select_from(Session).where(
         Session.is_open.is_(True), Session.slow_since.is_not(None)))
     nas = db.session.scalar(select(func.count()).select_from(Nas))
-    coa = db.session.execute(select(CoaRequest.action, CoaRequest.result, func.count())
-                             .group_by(CoaRequest.action, CoaRequest.result).order_by(CoaRequest.action,
-                                                                                    CoaRequest.result)).all()
-    cut = db.session.execute(select(Disconnect.result, func.count()).group_by(Disconnect.result)
-                             .order_by(Disconnect.result)).all()
-    body = (f"# TYPE conecta_sessions_open gauge\nconecta_sessions_open {open_sessions}\n"
-            f"# TYPE conecta_sessions_slow_lane gauge\nconecta_sessions_slow_lane {slow}\n"
-            f"# TYPE conecta_nas gauge\nconecta_nas {nas}\n"
-            + _outcomes("conecta_coa_requests_total", "CoA-Requests recorded (slow lane and back), by outcome",
-                        [({"action": a, "result": r}, n) for a, r, n in coa])
-            + _outcomes("conecta_disconnect_requests_total", "Disconnect-Requests recorded, by outcome",
-                        [({"result": r}, n) for r, n in cut]))
-    return Response(body, mimetype="text/plain; version=0.0.4")
+    found = CollectorRegistry()
+    found.register(_Fixed([GaugeMetricFamily("conecta_sessions_open", "Accounting sessions open", value=open_sessions),
+                           GaugeMetricFamily("conecta_sessions_slow_lane", "Open sessions in the slow lane",
+                                             value=slow),
+                           GaugeMetricFamily("conecta_nas", "NAS registered", value=nas)]))
+    return found
+
+
+class _Fixed(Collector):
+    """Metric families computed before the collection."""
+
+    def __init__(self, families: list) -> None:
+        self.families = families
+
+    def collect(self):  # noqa: ANN201 - prometheus_client's protocol
+        """The families."""
+        return iter(self.families)

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from policies import Policy
-from portal.core import people, quota
+from portal.core import alerts, people, quota
 from portal.core.model import FAULT_CATEGORIES, FaultReport, Session, Site, User
+from portal.web.estado import since_text
 from portal.web.extensions import db, limiter, now, policies, redis_client, settings
 from portal.web.security import ip_limit, mac_key
 from portal.web.splash import current_arrival, current_person
@@ -49,11 +50,13 @@ def index() -> str:
     arrival = current_arrival()
     standing = standing_of(user, arrival.site_id if arrival else None) if user else None
     left = quota.left(standing.policy, standing.usage) if standing else None
+    known = alerts.site_down_since(db.session, arrival.site_id) if arrival else None
     online = bool(session.pop("online", False)) and arrival is not None   # just back from the access point
     # The page they asked for before the portal: a link, never a redirect (no open redirect).
     onward = arrival.userurl if online and arrival.userurl else None
     return render_template("status.html", person=user, arrival=arrival, standing=standing, left=left,
-                           categories=FAULT_CATEGORIES, sent=request.args.get("sent"), online=online,
+                           categories=FAULT_CATEGORIES, sent=request.args.get("sent"),
+                           known_since=since_text(known) if known else None, online=online,
                            onward=onward, onward_host=urlsplit(onward).hostname if onward else None)
 
 
@@ -68,7 +71,8 @@ def fault() -> Response | tuple[str, int]:
         return render_template("error.html", message=_("No pudimos guardar tu reporte. Revisa los datos.")), 400
     db.session.add(FaultReport(site_id=arrival.site_id, nas_id=arrival.nas_id, category=category, text=text))
     db.session.commit()
-    return redirect(url_for("status.index", sent="1"))
+    known = alerts.site_down_since(db.session, arrival.site_id) is not None   # "ya lo sabemos"
+    return redirect(url_for("status.index", sent="known" if known else "1"))
 
 
 @bp.get("/my-data")

@@ -95,6 +95,7 @@ class Service:
     portal_port: int = field(default_factory=free_port)
     auth_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
     acct_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
+    metrics_port: int = field(default_factory=free_port)
 
     @property
     def url(self) -> str:
@@ -106,7 +107,8 @@ class Service:
         return clean_env(CONECTA_DATA_DIR=str(self.data_dir), CONECTA_PORTAL_HOST="127.0.0.1",
                          CONECTA_RADIUS_HOST="127.0.0.1", CONECTA_PORTAL_PORT=str(self.portal_port),
                          CONECTA_RADIUS_AUTH_PORT=str(self.auth_port),
-                         CONECTA_RADIUS_ACCT_PORT=str(self.acct_port))
+                         CONECTA_RADIUS_ACCT_PORT=str(self.acct_port), CONECTA_METRICS_PORT=str(self.metrics_port),
+                         CONECTA_MONITOR_INTERVAL="3")
 
 
 def init_demo(conecta: Path, workdir: Path, service: Service) -> str:
@@ -307,6 +309,31 @@ def _dictionary() -> Dictionary:
     return _DICTIONARY[0]
 
 
+def assert_metrics_of_every_process(service: Service, running: Running) -> None:
+    """The RADIUS daemon's, the monitor's and the portal's metrics, added up on the metrics port (loopback)
+    and on the portal's /metrics, which refuses a request that came through a proxy."""
+    wanted = (r'conecta_radius_requests_total\{[^}]*type="status"[^}]*\} [1-9]',   # the Status-Server above
+              r'conecta_monitor_nas_up\{nas="demo-ap"',                           # the demo NAS, probed
+              r"conecta_portal_refusals_total|conecta_portal_registrations_total")   # the portal's counters
+    deadline = time.monotonic() + 30
+    while True:
+        status, content_type, text = get(f"http://127.0.0.1:{service.metrics_port}/metrics")
+        missing = [w for w in wanted if not re.search(w, text)]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status == 200 and content_type.startswith("text/plain"), f"{status} {content_type}\n{running.output()}"
+    assert not missing, f"missing {missing} in\n{text[:3000]}\n{running.output()}"
+    status, _, portal = get(service.url + "metrics")
+    assert status == 200 and "conecta_sessions_open" in portal and re.search(wanted[0], portal), portal[:2000]
+    proxied = urllib.request.Request(service.url + "metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    try:
+        _HTTP.open(proxied, timeout=5)
+        raise AssertionError("/metrics answered a request that came through a proxy")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 403
+
+
 def serve_and_check(conecta: Path, workdir: Path, tmp: Path) -> None:
     """`conecta init --demo` and `conecta run` in `workdir` (data in `tmp`): up, checked, stopped clean."""
     service = Service(data_dir=tmp / "data")
@@ -318,6 +345,7 @@ def serve_and_check(conecta: Path, workdir: Path, tmp: Path) -> None:
         reply = status_server(service, secret)
         assert reply is not None, f"no valid reply to Status-Server\n{running.output()}"
         assert reply.code == packet.AccessAccept, f"Status-Server answered with code {reply.code}"
+        assert_metrics_of_every_process(service, running)
         children = running.note_descendants()
         assert len(children) >= 4, f"expected Redis, RADIUS and gunicorn with workers, saw {children}"
 

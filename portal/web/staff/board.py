@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
@@ -33,11 +34,13 @@ def _nodes() -> list[board.Node]:
 @bp.get("/")
 @role("admin", "analyst")
 def dashboard() -> str:
-    """People online now, today's sessions and data, and the node board."""
+    """People online now, today's sessions and data, and the node board (it reloads itself)."""
     today = datetime.now(settings().tz).date()
     nodes = _nodes()
+    counts = Counter(n.state for n in nodes)
     return render_template("staff/dashboard.html", stats=board.overview(db.session, today), nodes=nodes,
-                           down=sum(not n.up for n in nodes))
+                           counts=counts, monitor=board.monitor_health(db.session, utcnow()),
+                           confirmations=settings().monitor_confirmations)
 
 
 @bp.get("/sessions")

@@ -8,13 +8,14 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
-from portal.core import sites
+from portal.core import probes, sites
 from portal.core.db import commit_or_explain
 from portal.core.errors import InputError
 from portal.core.macs import normalize_mac, pseudonym
 from portal.core.model import OCTETS_DIRECTIONS, SITE_KINDS, VENDORS, Device, Nas, Site, UsageDaily, User
 from portal.web.extensions import db, policies, settings
 from portal.web.staff.access import record, role
+from portal.web.staff.alerts import windows_of
 
 bp = Blueprint("manage", __name__)
 
@@ -77,7 +78,8 @@ def site_edit(site_id: int) -> tuple[str, int] | str | Response:
 def _site_page(site_id: int, error: str | None = None) -> tuple[str, int]:
     """The edit page of a site, 400 with the error after a refused change."""
     return render_template("staff/site.html", site=db.session.get(Site, site_id), kinds=SITE_KINDS,
-                           policies=sorted(policies()), error=error), 400 if error else 200
+                           policies=sorted(policies()), error=error, windows=windows_of(site_id)), \
+        400 if error else 200
 
 
 @bp.post("/sites/<int:site_id>/remove")
@@ -109,6 +111,7 @@ def nas_list() -> tuple[str, int] | str:
                              octets_direction=request.form.get("octets_direction") or None)
         try:
             row, _warnings = sites.add_nas(db.session, spec, settings().production)
+            probes.set_probe(db.session, row.name, request.form.get("probe") or "icmp")
             record("nas-add", row.name)
             commit_or_explain(db.session)
             shown = (row.name, secret)
@@ -124,6 +127,44 @@ def _nas_page(error: str | None = None, shown: tuple[str, str] | None = None) ->
     names = db.session.scalars(select(Site.name).order_by(Site.name)).all()
     return render_template("staff/nas.html", rows=rows, sites=names, vendors=VENDORS, directions=OCTETS_DIRECTIONS,
                            error=error, shown=shown)
+
+
+@bp.route("/nas/<int:nas_id>", methods=["GET", "POST"])
+@role("admin")
+def nas_edit(nas_id: int) -> tuple[str, int] | Response:
+    """Change what a NAS calls itself, how it counts octets, its CoA port (0: none) and its probe; a field
+    the form does not send stays as it is."""
+    row = db.session.get(Nas, nas_id) or abort(404)
+    if request.method == "POST":
+        try:
+            change = sites.NasChange(request.form.get("nas_identifier"), request.form.get("octets_direction") or None,
+                                     _port(request.form.get("coa_port")), request.form.get("probe"))
+            changed = sites.update_nas(db.session, row.name, change)
+            if changed:
+                said = ((f, getattr(row, f)) for f in changed)
+                record("nas-edit", f"{row.name}: " + ", ".join(f"{f}={'' if v is None else v}" for f, v in said))
+            commit_or_explain(db.session)
+            return redirect(url_for("staff.manage.nas_list"))
+        except InputError as exc:
+            db.session.rollback()
+            return _nas_edit_page(db.session.get(Nas, nas_id), str(exc))
+    return _nas_edit_page(row)
+
+
+def _port(text: str | None) -> int | None:
+    """The CoA port field: None when not sent or blank (stays), InputError when not a number."""
+    if text is None or not text.strip():
+        return None
+    if not text.strip().isdigit():
+        raise InputError(f"CoA port {text.strip()!r} is not a port number (0: the NAS takes no CoA)")
+    return int(text)
+
+
+def _nas_edit_page(row: Nas, error: str | None = None) -> tuple[str, int]:
+    """The edit page of a NAS, 400 with the error after a refused change."""
+    site = db.session.get(Site, row.site_id)
+    return render_template("staff/nas_edit.html", nas=row, site=site.name if site else "",
+                           directions=OCTETS_DIRECTIONS, error=error), 400 if error else 200
 
 
 @bp.post("/nas/<int:nas_id>/rotate")
