@@ -28,6 +28,21 @@ PG_URL = os.environ.get("CONECTA_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("CONECTA_TEST_REDIS_URL")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "engine_neutral: the module does not depend on the database engine; "
+                                       "it runs once, in the SQLite pass")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The PostgreSQL pass leaves out what it would only repeat (CI runs both passes in 15 minutes)."""
+    if not PG_URL:
+        return
+    once = pytest.mark.skip(reason="does not depend on the database engine: runs once, in the SQLite pass")
+    for item in items:
+        if item.get_closest_marker("engine_neutral"):
+            item.add_marker(once)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     if REDIS_URL:

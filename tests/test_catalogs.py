@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from babel.messages.pofile import read_po
+
+pytestmark = pytest.mark.engine_neutral   # the gettext catalogs
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGS = ROOT / "portal" / "translations"

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from pyrad import packet
 
 from tests.support.packets import ACCESS_REQUEST, MA, attr, build, ma_attr, over_4096, sign
+
+pytestmark = pytest.mark.engine_neutral   # packet checks under a fuzzer
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "fuzz" / "fuzz_packets.py"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.engine_neutral   # imports read from the source
+
 ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORKS = ("flask", "flask_babel", "flask_limiter", "flask_sqlalchemy", "flask_wtf", "werkzeug", "jinja2",
               "click", "gunicorn")

@@ -45,6 +45,8 @@ from tests.support.packets import (
     udp,
 )
 
+pytestmark = pytest.mark.engine_neutral   # malformed datagrams refused before any database work
+
 
 @pytest.fixture()
 def user(db_factory, policies) -> int:

@@ -23,6 +23,8 @@ from tests.support.services import (
     shipped,
 )
 
+pytestmark = pytest.mark.engine_neutral   # a wheel and `conecta run` on data dirs of their own (SQLite)
+
 ROOT = Path(__file__).resolve().parent.parent
 # What the program reads at run time besides Python modules; each must be in the wheel.
 NEEDED = ("wsgi.py", "templates/splash.html", "templates/staff/login.html", "portal/web/static/conecta.css",

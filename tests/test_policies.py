@@ -14,6 +14,8 @@ from policies.evaluate import COUNTERS, next_reset, spent
 from policies.model import AfterQuota, policy_from_dict
 from policies.units import parse_duration, parse_rate, parse_size
 
+pytestmark = pytest.mark.engine_neutral   # policy files and their evaluation
+
 MX = ZoneInfo("America/Mexico_City")
 GB, MB = 10**9, 10**6
 HOUR = 3600

@@ -10,6 +10,8 @@ import pytest
 from policies import POLICY_DIR
 from portal.core.settings import SettingsError, load_settings, settings_env
 
+pytestmark = pytest.mark.engine_neutral   # settings from the environment
+
 GOOD_KEY = "x" * 32
 
 

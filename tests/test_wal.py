@@ -10,6 +10,8 @@ from portal.core.accounting import AcctEvent
 from radius import wal
 from radius.wal import WalReader, WriteAheadLog
 
+pytestmark = pytest.mark.engine_neutral   # the write-ahead log on files
+
 
 def event(n: int) -> AcctEvent:
     return AcctEvent(nas_id=1, session_id=f"s{n}", status="interim", username="ana", user_id=7, mac=None,

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.support.citizen import register_in
+
+pytestmark = pytest.mark.engine_neutral   # the pages' accessibility
 
 # target-size (WCAG 2.2 AA, 2.5.8) is off by default in axe 4: switched on.
 AXE_RUN = """async () => {
