@@ -38,81 +38,88 @@ def probe_words(probe: str, ip: str) -> str:
             "http": f"an HTTP request for {spec.url}", "none": "not probed"}[spec.kind]
 
 
+@click.group()
+def nas() -> None:
+    """Access points and gateways allowed to talk RADIUS."""
+
+
+@nas.command("add")
+@click.argument("name")
+@click.option("--site", required=True)
+@click.option("--ip", required=True)
+@click.option("--secret", required=True, help="RADIUS shared secret, at least 16 characters")
+@click.option("--vendor", required=True, type=click.Choice(VENDORS))
+@click.option("--coa-port", default=3799, show_default=True, type=int,
+              help="RFC 5176 port for Disconnect- and CoA-Requests; 0 when the NAS takes none")
+@click.option("--uam-secret", help="CoovaChilli's uamsecret (md check and CHAP hand-off)")
+@click.option("--require-message-authenticator", "require_ma", default="yes", show_default=True,
+              type=click.Choice(["yes", "no"]))
+@click.option("--nas-identifier", help=IDENTIFIER_HELP)
+@click.option("--octets-direction", type=click.Choice(OCTETS_DIRECTIONS), help=DIRECTION_HELP)
+@click.option("--probe", default="icmp", show_default=True, help=probes.PROBE_HELP)
+@click.pass_obj
+def add(c, name, site, ip, secret, vendor, coa_port, uam_secret, require_ma, nas_identifier,  # noqa: ANN001
+        octets_direction, probe) -> None:
+    """Add a NAS."""
+    spec = sites.NasSpec(name, site, ip, secret, vendor, coa_port, uam_secret, require_ma == "yes",
+                         nas_identifier, octets_direction)
+    with c.db() as db:
+        row, warnings = sites.add_nas(db, spec, c.settings.production)
+        probes.set_probe(db, name, probe)
+        commit_or_explain(db)
+        direction = row.octets_direction
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"NAS {name!r} added for {row.ip} ({vendor}, site {site!r}, octets {direction})")
+
+
+@nas.command("set")
+@click.argument("name")
+@click.option("--nas-identifier", help=IDENTIFIER_HELP + "; '' removes it")
+@click.option("--octets-direction", type=click.Choice(OCTETS_DIRECTIONS), help=DIRECTION_HELP)
+@click.option("--coa-port", type=int,
+              help="RFC 5176 port for Disconnect- and CoA-Requests; 0 when the NAS takes none")
+@click.option("--probe", help=probes.PROBE_HELP)
+@click.pass_obj
+def set_(c, name: str, nas_identifier: str | None, octets_direction: str | None,  # noqa: ANN001
+         coa_port: int | None, probe: str | None) -> None:
+    """Change a NAS (what is not given stays)."""
+    with c.db() as db:
+        changed = sites.update_nas(db, name, sites.NasChange(nas_identifier, octets_direction, coa_port, probe))
+        commit_or_explain(db)
+    click.echo(f"NAS {name!r}: {', '.join(changed) or 'nothing'} changed")
+
+
+@nas.command("list")
+@click.pass_obj
+def list_(c) -> None:  # noqa: ANN001
+    """List NAS (secrets are never shown)."""
+    with c.db() as db:
+        rows = db.execute(select(Nas.name, Site.name, Nas.ip, Nas.vendor, Nas.nas_identifier,
+                                 Nas.octets_direction, Nas.coa_port, Nas.probe, Nas.require_message_authenticator,
+                                 Nas.last_seen)
+                          .join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
+    rows = [(*r[:6], coa_words(r.vendor, r.coa_port, short=True), *r[7:]) for r in rows]
+    output.table(rows, ("name", "site", "ip", "vendor", "nas_identifier", "octets", "coa_port", "probe",
+                        "require_ma", "last_seen"))
+
+
+@nas.command("show")
+@click.argument("name")
+@click.pass_obj
+def show(c, name: str) -> None:  # noqa: ANN001
+    """Show one NAS (secrets hidden)."""
+    with c.db() as db:
+        row = output.get(db, Nas, Nas.name, name, "NAS")
+        output.show(row, hidden=("secret", "uam_secret"), words={
+            "octets_direction": OCTETS_WORDS.get(row.octets_direction, ""),
+            "coa_port": coa_words(row.vendor, row.coa_port),
+            "probe": probe_words(row.probe, row.ip)})
+
+
+output.remove_command(nas, "NAS", sites.remove_nas)
+
+
 def register(main: click.Group) -> None:
     """Add `conecta nas`."""
-    @main.group()
-    def nas() -> None:
-        """Access points and gateways allowed to talk RADIUS."""
-
-    @nas.command("add")
-    @click.argument("name")
-    @click.option("--site", required=True)
-    @click.option("--ip", required=True)
-    @click.option("--secret", required=True, help="RADIUS shared secret, at least 16 characters")
-    @click.option("--vendor", required=True, type=click.Choice(VENDORS))
-    @click.option("--coa-port", default=3799, show_default=True, type=int,
-                  help="RFC 5176 port for Disconnect- and CoA-Requests; 0 when the NAS takes none")
-    @click.option("--uam-secret", help="CoovaChilli's uamsecret (md check and CHAP hand-off)")
-    @click.option("--require-message-authenticator", "require_ma", default="yes", show_default=True,
-                  type=click.Choice(["yes", "no"]))
-    @click.option("--nas-identifier", help=IDENTIFIER_HELP)
-    @click.option("--octets-direction", type=click.Choice(OCTETS_DIRECTIONS), help=DIRECTION_HELP)
-    @click.option("--probe", default="icmp", show_default=True, help=probes.PROBE_HELP)
-    @click.pass_obj
-    def add(c, name, site, ip, secret, vendor, coa_port, uam_secret, require_ma, nas_identifier,  # noqa: ANN001
-            octets_direction, probe) -> None:
-        """Add a NAS."""
-        spec = sites.NasSpec(name, site, ip, secret, vendor, coa_port, uam_secret, require_ma == "yes",
-                             nas_identifier, octets_direction)
-        with c.db() as db:
-            row, warnings = sites.add_nas(db, spec, c.settings.production)
-            probes.set_probe(db, name, probe)
-            commit_or_explain(db)
-            direction = row.octets_direction
-        for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
-        click.echo(f"NAS {name!r} added for {row.ip} ({vendor}, site {site!r}, octets {direction})")
-
-    @nas.command("set")
-    @click.argument("name")
-    @click.option("--nas-identifier", help=IDENTIFIER_HELP + "; '' removes it")
-    @click.option("--octets-direction", type=click.Choice(OCTETS_DIRECTIONS), help=DIRECTION_HELP)
-    @click.option("--coa-port", type=int,
-                  help="RFC 5176 port for Disconnect- and CoA-Requests; 0 when the NAS takes none")
-    @click.option("--probe", help=probes.PROBE_HELP)
-    @click.pass_obj
-    def set_(c, name: str, nas_identifier: str | None, octets_direction: str | None,  # noqa: ANN001
-             coa_port: int | None, probe: str | None) -> None:
-        """Change a NAS (what is not given stays)."""
-        with c.db() as db:
-            changed = sites.update_nas(db, name, sites.NasChange(nas_identifier, octets_direction, coa_port, probe))
-            commit_or_explain(db)
-        click.echo(f"NAS {name!r}: {', '.join(changed) or 'nothing'} changed")
-
-    @nas.command("list")
-    @click.pass_obj
-    def list_(c) -> None:  # noqa: ANN001
-        """List NAS (secrets are never shown)."""
-        with c.db() as db:
-            rows = db.execute(select(Nas.name, Site.name, Nas.ip, Nas.vendor, Nas.nas_identifier,
-                                     Nas.octets_direction, Nas.coa_port, Nas.probe, Nas.require_message_authenticator,
-                                     Nas.last_seen)
-                              .join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
-        rows = [(*r[:6], coa_words(r.vendor, r.coa_port, short=True), *r[7:]) for r in rows]
-        output.table(rows, ("name", "site", "ip", "vendor", "nas_identifier", "octets", "coa_port", "probe",
-                            "require_ma", "last_seen"))
-
-    @nas.command("show")
-    @click.argument("name")
-    @click.pass_obj
-    def show(c, name: str) -> None:  # noqa: ANN001
-        """Show one NAS (secrets hidden)."""
-        with c.db() as db:
-            row = output.get(db, Nas, Nas.name, name, "NAS")
-            output.show(row, hidden=("secret", "uam_secret"), words={
-                "octets_direction": OCTETS_WORDS.get(row.octets_direction, ""),
-                "coa_port": coa_words(row.vendor, row.coa_port),
-                "probe": probe_words(row.probe, row.ip)})
-
-    output.remove_command(nas, "NAS", sites.remove_nas)
-
+    main.add_command(nas)
