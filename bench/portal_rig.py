@@ -140,7 +140,8 @@ def start_server(name: str, env: dict[str, str], workers: int, threads: int | No
     if name == "reference":
         argv[argv.index("--chdir") + 1], argv[-1], cwd = str(HERE), "reference_app:app", HERE
         subprocess.run([sys.executable, str(HERE / "reference_app.py")], env=env, check=True, timeout=60)
-    log = OUT / f"portal-gunicorn-{name}.log"
+    database = "postgresql" if env["CONECTA_DATABASE_URL"].startswith("postgresql") else "sqlite"
+    log = OUT / f"portal-gunicorn-{name}-{database}.log"
     with open(log, "wb") as logf:
         proc = subprocess.Popen(argv, env=env, stdout=logf, stderr=subprocess.STDOUT, cwd=cwd,
                                 stdin=subprocess.DEVNULL, start_new_session=True)

@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import threading
-from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,6 +27,8 @@ ENV = "PROMETHEUS_MULTIPROC_DIR"
 FILE = re.compile(r"_(\d+)\.db$")
 _served: list[object] = []
 _lock = threading.Lock()
+_making = threading.Lock()
+_made: dict[str, SimpleNamespace] = {}
 
 
 def enable(settings: Settings, fresh: bool = False) -> Path:
@@ -57,9 +58,17 @@ def enabled() -> bool:
     return bool(os.environ.get(ENV))
 
 
-@lru_cache(maxsize=1)
 def m() -> SimpleNamespace:
-    """The metrics, made once per process (after `enable`)."""
+    """The metrics, made once per process (after `enable`). The portal's threads can get here together
+    on their first requests: a second registration of the same names would raise, so they take turns."""
+    made = _made.get("metrics")
+    if made is None:
+        with _making:
+            made = _made.get("metrics") or _made.setdefault("metrics", _make())
+    return made
+
+
+def _make() -> SimpleNamespace:
     requests = Counter("conecta_radius_requests_total", "RADIUS requests by type and result", ["type", "result"])
     reply = Histogram("conecta_radius_reply_seconds", "From reading a request to sending its reply", ["type"],
                       buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
