@@ -16,7 +16,8 @@ from tests.support.web import csrf_token
 PASSWORD = "correct horse battery staple"
 ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/sites/1", "/staff/nas", "/staff/nas/1", "/staff/people",
               "/staff/audit", "/staff/nas/1/rotate", "/staff/nas/1/remove"]
-ANY_STAFF = ["/staff/", "/staff/policies", "/staff/faults", "/staff/reports", "/staff/reports/hours.svg", "/staff/reports/trend.svg",
+ANY_STAFF = ["/staff/", "/staff/policies", "/staff/faults", "/staff/reports", "/staff/reports/hours.svg",
+             "/staff/reports/trend.svg",
              "/staff/reports/sites.svg", "/staff/reports/export.csv", "/staff/reports/export.xlsx",
              "/staff/reports/export.json", "/staff/availability", "/staff/availability/export.csv",
              "/staff/alerts", "/staff/map", "/staff/map.svg", "/staff/nodes/export.csv"]
@@ -257,7 +258,8 @@ def test_sites_are_edited_and_removed_only_when_nothing_needs_them(client, db_fa
         assert db.scalar(select(AuditEntry.target).where(AuditEntry.action == "site-edit")) == (
             "Parque Central Norte: name, kind, policy, planned_gb_month, lat, lon, communities")
     for bad, message in (({"policy": "nope"}, "no existe la política"), ({"name": "Ejido Vacío"}, "ya existe"),
-                         ({"lat": "95"}, "latitud"), ({"lon": ""}, "ninguna de las dos"), ({"planned_gb_month": "x"}, "número")):
+                         ({"lat": "95"}, "latitud"), ({"lon": ""}, "ninguna de las dos"),
+                         ({"planned_gb_month": "x"}, "número")):
         resp = client.post(f"/staff/sites/{site_id}", data={**form, **bad})
         assert resp.status_code == 400 and message in resp.get_data(as_text=True), bad
     with db_factory() as db:

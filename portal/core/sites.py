@@ -37,8 +37,9 @@ def _check_name(name: str, what: str) -> str:
     return name
 
 
-def check_secret(secret: str, production: bool, what: str = "secret") -> list[str]:
+def check_secret(secret: str, production: bool, what: str = "") -> list[str]:
     """Raise on a secret unsafe for production; return warnings for development."""
+    what = what or gettext("el secreto")
     problems = []
     if len(secret) < 16:
         problems.append(gettext("%(what)s tiene menos de 16 caracteres") % {"what": what})

@@ -50,7 +50,8 @@ def dashboard() -> str:
     counts = Counter(n.state for n in nodes)
     return render_template("staff/dashboard.html", stats=board.overview(db.session, today), nodes=nodes,
                            counts=counts, monitor=board.monitor_health(db.session, utcnow()),
-                           confirmations=settings().monitor_confirmations)
+                           confirmations=settings().monitor_confirmations,
+                           auto=request.args.get("refresh") == "30")   # opt-in: WCAG 2.2.1, a wall screen asks
 
 
 @bp.get("/sessions")
