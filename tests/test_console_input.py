@@ -52,7 +52,9 @@ def test_errors_speak_english_to_an_english_reader_and_json_to_the_api(admin):
     assert admin.get("/staff/availability?from=2026-11-30&to=2026-11-01").status_code == 400
     html = page(admin.get("/staff/faults"))
     bad = admin.post("/staff/faults/1", data={"csrf_token": csrf_token(html), "status": "<b>x</b>"})
-    assert bad.status_code in (400, 404)
+    assert bad.status_code == 404 and STAFF_PAGE in page(bad)                # no fault report 1
+    gone = admin.get("/staff/nas/999/remove")
+    assert gone.status_code == 404 and "Eso no existe" in page(gone) and STAFF_PAGE in page(gone)
 
 
 def test_an_access_point_is_edited_rotated_and_removed_with_confirmation(admin, db_factory):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, NotFound
 
 from portal.core.errors import InputError
 from portal.web.filters import said
@@ -32,3 +32,9 @@ def bad_request(exc: BadRequest) -> tuple[str, int]:
     if isinstance(exc, CSRFError):
         return render_template("staff/error.html", message=_("La página caducó. Vuelve a intentarlo.")), 400
     return render_template("staff/error.html", message=_("La solicitud no es válida.")), 400
+
+
+@bp.errorhandler(NotFound)
+def not_found(_exc: NotFound) -> tuple[str, int]:
+    """A site, access point or session that does not exist (any more), on a staff page."""
+    return render_template("staff/error.html", message=_("Eso no existe (o ya se quitó).")), 404

@@ -54,7 +54,7 @@ def hours_chart() -> Response:
     """Sessions started per local hour of day, as an SVG bar chart (no JavaScript)."""
     start, end, _by, _k = report_args()
     offset = int(datetime.now(settings().tz).utcoffset().total_seconds() // 3600)
-    chart = pygal.Bar(js=[], show_legend=False, width=720, height=300,
+    chart = pygal.Bar(js=[], show_legend=False, width=720, height=300, no_data_text=_("Sin datos"),
                       title=_("Sesiones por hora del día (hora de %(tz)s)", tz=settings().timezone))
     chart.x_labels = [f"{h:02d}" for h in range(24)]
     chart.add(_("sesiones"), figures.hour_profile(db.session, start, end, offset))
@@ -67,7 +67,7 @@ def sites_chart() -> Response:
     """GB per site against the plan to date, and the month-end projection, for the month of `to`."""
     _start, end, _by, _k = report_args()
     rows = figures.planned_vs_actual(db.session, end.strftime("%Y-%m"), min(local_today(), end))
-    chart = pygal.HorizontalBar(js=[], width=720, height=80 + 60 * max(1, len(rows)),
+    chart = pygal.HorizontalBar(js=[], width=720, height=80 + 60 * max(1, len(rows)), no_data_text=_("Sin datos"),
                                 title=_("GB del mes: planeado a la fecha, real y proyección"))
     chart.x_labels = [r["site"] for r in rows]
     chart.add(_("planeado a la fecha"), [r["planned_to_date_gb"] or 0 for r in rows])
@@ -82,7 +82,7 @@ def trend_chart() -> Response:
     """People and GB per month over the last twelve months (this one so far), as SVG lines."""
     _start, _end, _by, k = report_args()
     rows = figures.trend(db.session, local_today(), TREND_MONTHS, k)
-    chart = pygal.Line(js=[], width=720, height=320, title=_("Mes contra mes"))
+    chart = pygal.Line(js=[], width=720, height=320, title=_("Mes contra mes"), no_data_text=_("Sin datos"))
     chart.x_labels = [r["month"] for r in rows]
     gb = [None if r["bytes_down"] is None else round((r["bytes_down"] + r["bytes_up"]) / 1e9, 2) for r in rows]
     chart.add(_("personas"), [r["users"] for r in rows])
