@@ -80,7 +80,7 @@ def _axe_on_staff_pages(page, console: str, axe_source) -> None:  # noqa: ANN001
     assert contrast("rgb(232, 163, 23)") < 3            # the ring this replaced (#e8a317) would fail here
     found = {}
     for path in ("/staff/", "/staff/reports", "/staff/reports?period=this-month&by=community&by=gender",
-                 "/staff/sessions", "/staff/nas", "/staff/nas/1", "/staff/nas/1/rotate", "/staff/nas/1/remove",
+                 "/staff/sessions", "/staff/nas", "/staff/nas/1", "/staff/nas/1/remove",
                  "/staff/people?q=sim-0001", "/staff/policies", "/staff/faults", "/staff/sites", "/staff/audit",
                  "/staff/availability", "/staff/reports?from=2026-13-01", "/open-data"):
         page.goto(console + path)
