@@ -32,6 +32,7 @@ SITES = [("Parque Independencia", "park", "parque"), ("Plaza de la Constitución
          ("Malecón Costero", "park", "parque"), ("Ejido Francisco Villa", "ejido", "ejido")]
 GENDER_MIX = [("female", 51), ("male", 45), ("nonbinary", 1), ("undisclosed", 3)]
 AGE_MIX = [("0-17", 12), ("18-29", 34), ("30-44", 27), ("45-59", 17), ("60+", 7), ("undisclosed", 3)]
+COMMUNITIES = ["Centro", "Colonia Obrera", "Puerto México", "Lázaro Cárdenas", "Francisco Villa"]
 HOUR_WEIGHTS = [1, 0, 0, 0, 0, 1, 2, 4, 5, 5, 5, 6, 7, 7, 6, 6, 7, 9, 12, 14, 13, 10, 6, 3]
 
 
@@ -70,7 +71,7 @@ def setup_fleet(db, policies: dict, people: int, rng: random.Random) -> tuple[li
         username, password = f"sim-{n:05d}", f"clave-{n:05d}"
         if username not in existing:
             db.add(User(username=username, password=password, gender=_pick(rng, GENDER_MIX),
-                        age_band=_pick(rng, AGE_MIX), source="sim"))
+                        age_band=_pick(rng, AGE_MIX), community=rng.choice(COMMUNITIES), source="sim"))
         accounts.append((username, password))
     db.commit()
     return accounts, secrets_by_ip

@@ -93,11 +93,11 @@ def test_conecta_report_availability(settings, history, tmp_path):
     as_csv = report("--by", "site", "--format", "csv")
     assert as_csv.returncode == 0, as_csv.stderr
     # The command's clock is the real one, later than the 26th: ap-ejido stayed up to its end.
-    assert list(csv.DictReader(io.StringIO(as_csv.stdout)))[0] == {
-        "site": "Ejido La Esperanza", "availability": "96.15", "up_seconds": "90000", "down_seconds": "3600",
-        "downtime_minutes": "60.0", "outages": "1"}
+    assert list(csv.DictReader(io.StringIO(as_csv.stdout.removeprefix("\ufeff"))))[0] == {
+        "Sitio": "Ejido La Esperanza", "Disponibilidad (%)": "96.15", "Segundos en servicio": "90000",
+        "Segundos caído": "3600", "Minutos caído": "60.0", "Caídas": "1"}
     table = report("--by", "nas")
-    assert table.stdout.splitlines()[0].split() == ["nas", *availability.FIGURES]
+    assert table.stdout.splitlines()[0].split("  ")[:2] == ["Punto de acceso", "Disponibilidad (%)"]
     assert "ap-ejido" in table.stdout and "ap-kiosco" not in table.stdout      # not probed: not watched
     assert report("--by", "gender").returncode == 1
     assert report("--format", "xlsx").returncode == 1                          # needs --output
@@ -114,6 +114,7 @@ def test_console_page_exports_and_api(app, db_factory, history, clock):
     exported = analyst.get(f"/staff/availability/export.csv?{query}")
     assert exported.headers["Content-Disposition"].endswith(".csv")
     assert exported.get_data(as_text=True).splitlines()[1].startswith("ap-ejido,75.0,")
+    assert exported.get_data(as_text=True).startswith("\ufeffPunto de acceso,Disponibilidad (%),")
     assert analyst.get(f"/staff/availability/export.xlsx?{query}").data[:2] == b"PK"
     api = analyst.get(f"/api/v1/availability?{query}")
     assert api.status_code == 200 and json.loads(api.data)[0]["nas"] == "ap-ejido"

@@ -226,11 +226,11 @@ def test_site_and_nas_add_list_show_remove(cli, db_factory):
         ("site", "list"),
         ("site", "show", "Parque Hidalgo"),
     )
-    assert_error(dup_site, "Parque Hidalgo", "already exists")
-    assert_error(bad_policy, "unknown policy", "parques")
-    assert_error(bad_site, "unknown site", "Parque Juarez")
-    assert_error(bad_ip, "10.20.0.300", "not an IP address")
-    assert_error(dup_nas, "ap-kiosco", "already exists")
+    assert_error(dup_site, "Parque Hidalgo", "ya existe")
+    assert_error(bad_policy, "no existe la política", "parques")
+    assert_error(bad_site, "no existe el sitio", "Parque Juarez")
+    assert_error(bad_ip, "10.20.0.300", "no es una dirección IP")
+    assert_error(dup_nas, "ap-kiosco", "ya existe")
     assert_error(busy_site, "Parque Hidalgo", "1 NAS")
 
     assert nas_show.code == 0, nas_show
@@ -249,7 +249,7 @@ def test_site_and_nas_add_list_show_remove(cli, db_factory):
     changed = cli("site", "set", "Parque Hidalgo", "--policy", "ejido", "--community", "Centro",
                   "--community", "Playa Norte")
     assert changed.code == 0 and "policy, communities changed" in changed.out, changed
-    assert_error(cli("site", "set", "Parque Hidalgo", "--lat", "91"), "latitude")
+    assert_error(cli("site", "set", "Parque Hidalgo", "--lat", "91"), "latitud")
     assert rows(db_factory, "SELECT policy, communities, lat FROM sites") == [("ejido", "Centro\nPlaya Norte", 19.43)]
 
     gone_nas = cli("nas", "remove", "ap-kiosco")
@@ -278,11 +278,11 @@ def test_nas_identifier_and_octets_direction(cli, db_factory, policies):
         ("nas", "set", "ap-nada", "--coa-port", "3799"),
         ("nas", "show", "ap-chilli"),
         ("nas", "list"))
-    assert_error(taken, "nas01", "already names NAS 'ap-chilli'")
-    assert_error(names_other, "ap-chilli", "already names NAS 'ap-chilli'")
-    assert_error(is_other, "nas01", "another NAS's identifier")
+    assert_error(taken, "nas01", "ya nombra al NAS 'ap-chilli'")
+    assert_error(names_other, "ap-chilli", "ya nombra al NAS 'ap-chilli'")
+    assert_error(is_other, "nas01", "el NAS-Identifier de otro NAS")
     assert bad_direction.code == 2 and "input-is-upload" in bad_direction.err
-    assert_error(unknown, "unknown NAS 'ap-nada'")
+    assert_error(unknown, "no existe el NAS 'ap-nada'")
     assert "nas_identifier: nas01" in show.out and "octets_direction: input-is-download" in show.out
     assert listing.out.splitlines()[0].split()[:6] == ["name", "site", "ip", "vendor", "nas_identifier", "octets"]
     assert "nas01" in listing.out and "input-is-download" in listing.out
@@ -293,7 +293,7 @@ def test_nas_identifier_and_octets_direction(cli, db_factory, policies):
     no_coa, bad_port = cli.many(("nas", "set", "ap-rb", "--coa-port", "0"),     # 0: it takes no CoA (slow lane)
                                 ("nas", "set", "ap-rb", "--coa-port", "70000"))
     assert no_coa.code == 0 and "coa_port changed" in no_coa.out, no_coa
-    assert_error(bad_port, "CoA port 70000 is not a port number")
+    assert_error(bad_port, "el puerto CoA 70000 no es un número de puerto")
     assert rows(db_factory, "SELECT coa_port FROM nas WHERE name = 'ap-rb'") == [(0,)]
     # One `nas set` for everything (the monitor's probe too), and `nas show` / `nas list` say it in words.
     everything = cli("nas", "set", "ap-chilli", "--nas-identifier", "chilli-2", "--octets-direction",
@@ -327,14 +327,14 @@ def test_weak_nas_secrets_are_refused_in_production_and_warned_about_in_developm
              cli.popen(nas("ap-dev", "10.0.0.5", "testing123"))]                    # development
     default, short, long_default, good, dev = (cli.finish(p) for p in procs)
 
-    assert_error(default, "refused in production")
+    assert_error(default, "no se acepta en producción")
     assert "testing123" not in default.err  # the refused secret is not echoed
-    assert_error(short, "shorter than 16 characters", "refused in production")
-    assert_error(long_default, "well-known default", "refused in production")
+    assert_error(short, "tiene menos de 16 caracteres", "no se acepta en producción")
+    assert_error(long_default, "valor de fábrica muy conocido", "no se acepta en producción")
     assert good.code == 0, good
     assert "warning" not in good.err
     assert dev.code == 0, dev
-    assert "warning" in dev.err and "well-known default" in dev.err and "shorter than 16" in dev.err
+    assert "warning" in dev.err and "valor de fábrica muy conocido" in dev.err and "menos de 16" in dev.err
     assert "Traceback" not in dev.err
     assert rows(db_factory, "SELECT name, secret FROM nas ORDER BY name") == \
         [("ap-dev", "testing123"), ("ap-good", GOOD_SECRET)]

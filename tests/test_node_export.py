@@ -43,11 +43,14 @@ def _fleet(db_factory, policies) -> dict[str, int]:
 def test_node_list_exports_in_the_console(app, db_factory, policies):
     _fleet(db_factory, policies)
     analyst = signed_in(app, db_factory, "analista@city.mx", "analyst")
-    rows = list(csv.DictReader(io.StringIO(analyst.get("/staff/nodes/export.csv").get_data(as_text=True))))
-    assert [(r["nas"], r["state"], r["since"], r["detail"]) for r in rows] == [
-        ("ap-ejido", "down", "2026-11-25 17:30", "no echo reply"), ("ap-kiosco", "unprobed", "2026-11-25 17:00", ""),
-        ("ap-plaza", "up", "2026-11-25 17:00", "")]
-    assert rows[2]["latency_ms"] == "1.2" and rows[2]["probe"] == "icmp"
+    text = analyst.get("/staff/nodes/export.csv").get_data(as_text=True)
+    assert text.startswith("\ufeffSitio,Punto de acceso,Estado,Desde,")          # Excel reads UTF-8 with the BOM
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert [(r["Punto de acceso"], r["Estado"], r["Desde"], r["Detalle"]) for r in rows] == [
+        ("ap-ejido", "caído", "2026-11-25T17:30:00-06:00", "no echo reply"),     # local, ISO 8601 with the offset
+        ("ap-kiosco", "sin sondeo", "2026-11-25T17:00:00-06:00", ""),
+        ("ap-plaza", "en servicio", "2026-11-25T17:00:00-06:00", "")]
+    assert rows[2]["Ida y vuelta (ms)"] == "1.2" and rows[2]["Sondeo"] == "icmp"
     assert json.loads(analyst.get("/staff/nodes/export.json").data)[0]["state"] == "down"
     xlsx = analyst.get("/staff/nodes/export.xlsx")
     assert xlsx.data[:2] == b"PK" and "conecta-nodos-" in xlsx.headers["Content-Disposition"]
@@ -77,6 +80,6 @@ def test_conecta_report_nodes(settings, db_factory, policies):
     done = subprocess.run([str(CONECTA), "report", "nodes", "--format", "csv"], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    rows = list(csv.DictReader(io.StringIO(done.stdout)))
-    assert [(r["nas"], r["state"]) for r in rows] == [("ap-ejido", "down"), ("ap-kiosco", "unprobed"),
-                                                      ("ap-plaza", "up")]
+    rows = list(csv.DictReader(io.StringIO(done.stdout.removeprefix("\ufeff"))))
+    assert [(r["Punto de acceso"], r["Estado"]) for r in rows] == [("ap-ejido", "caído"), ("ap-kiosco", "sin sondeo"),
+                                                                   ("ap-plaza", "en servicio")]

@@ -87,12 +87,15 @@ def test_cli_formats_and_bad_input(radius_server, dictionary, db_factory, polici
                               capture_output=True, text=True, timeout=60)
 
     out = run("--from", day, "--to", day, "--by", "gender", "--format", "csv", "--min-cell", "3")
-    rows = list(csv.DictReader(io.StringIO(out.stdout)))
-    assert [r["gender"] for r in rows] == ["female", "male", "nonbinary", "undisclosed", "", ""]
-    assert [r["row"] for r in rows] == ["cell"] * 4 + ["other", "total"]
-    assert rows[-1]["users"] == "7" and rows[-2]["users"] == ""
-    assert rows[0]["users"] == "3" and rows[0]["suppressed"] == "false"
-    assert rows[2]["users"] == "" and rows[2]["suppressed"] == "true"        # one nonbinary person
+    assert out.stdout.startswith("\ufeffGénero,Personas,Sesiones,Horas,Segundos,GB de bajada,Bytes de bajada,")
+    rows = list(csv.DictReader(io.StringIO(out.stdout.removeprefix("\ufeff"))))
+    assert [r["Género"] for r in rows] == ["Mujer", "Hombre", "No binario", "Prefiere no decir",
+                                           "Celdas ocultas, juntas", "Total"]
+    assert [r["Fila"] for r in rows] == ["Celda"] * 4 + ["Celdas ocultas, juntas", "Total"]
+    assert rows[-1]["Personas"] == "7" and rows[-2]["Personas"] == ""
+    assert rows[0]["Personas"] == "3" and rows[0]["Oculta (menos de k personas)"] == "no"
+    assert rows[2]["Personas"] == "" and rows[2]["Oculta (menos de k personas)"] == "sí"   # one nonbinary person
+    assert float(rows[-1]["Horas"]) == round(int(rows[-1]["Segundos"]) / 3600, 1)
     data = json.loads(run("--from", day, "--to", day, "--by", "gender,day", "--format", "json").stdout)
     cells = [r for r in data if r["row"] == "cell"]
     assert cells and all(r["suppressed"] for r in cells)                        # default K=5
@@ -103,11 +106,13 @@ def test_cli_formats_and_bad_input(radius_server, dictionary, db_factory, polici
                "--min-cell", "0").returncode == 0
     from openpyxl import load_workbook
     sheet = load_workbook(xlsx).active
-    assert [c.value for c in sheet[1]][:2] == ["site", "users"] and sheet[2][1].value == 7
-    for bad, message in ((("--from", "2026-02-30", "--to", day), "not a date"),
-                         (("--from", day, "--to", "2020-01-01"), "before"),
-                         (("--from", "2019-01-01", "--to", day), "three years"),
-                         (("--from", day, "--to", day, "--by", "site;DROP TABLE users"), "unknown --by")):
+    assert [c.value for c in sheet[1]][:2] == ["Sitio", "Personas"] and sheet[2][1].value == 7
+    assert sheet[1][0].font.bold and sheet[2][3].number_format == "#,##0.0"          # hours
+    for bad, message in ((("--from", "2026-02-30", "--to", day), "no es una fecha"),
+                         (("--from", day, "--to", "2020-01-01"), "es anterior a la inicial"),
+                         (("--from", "2019-01-01", "--to", day), "más de tres años"),
+                         (("--from", "1999-12-31", "--to", day), "fuera del rango"),
+                         (("--from", day, "--to", day, "--by", "site;DROP TABLE users"), "no se puede agrupar")):
         result = run(*bad)
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
 
@@ -169,7 +174,9 @@ def test_cli_slow_lane_report(db_factory, settings):
             "--by", "gender", "--format", "csv"]
     out = subprocess.run([*args, "--min-cell", "0"], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["gender,users,sessions,bytes,suppressed,row", "female,2,1,340,false,cell",
-                                       "male,1,2,500,false,cell", ",3,3,840,false,total"]
+    assert out.stdout.splitlines() == [
+        "\ufeffGénero,Personas,Sesiones,GB a velocidad reducida,Bytes a velocidad reducida,"
+        "Oculta (menos de k personas),Fila",
+        "Mujer,2,1,0.0,340,no,Celda", "Hombre,1,2,0.0,500,no,Celda", "Total,3,3,0.0,840,no,Total"]
     hidden = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
-    assert hidden.stdout.splitlines()[1:] == ["female,,,,true,cell", "male,,,,true,cell", ",,,,true,total"]
+    assert hidden.stdout.splitlines()[1:] == ["Mujer,,,,,sí,Celda", "Hombre,,,,,sí,Celda", "Total,,,,,sí,Total"]

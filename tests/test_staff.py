@@ -15,8 +15,9 @@ from tests.support.web import csrf_token
 
 PASSWORD = "correct horse battery staple"
 ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/sites/1", "/staff/nas", "/staff/nas/1", "/staff/people",
-              "/staff/audit"]
+              "/staff/audit", "/staff/nas/1/rotate", "/staff/nas/1/remove"]
 ANY_STAFF = ["/staff/", "/staff/policies", "/staff/faults", "/staff/reports", "/staff/reports/hours.svg",
+             "/staff/reports/trend.svg",
              "/staff/reports/sites.svg", "/staff/reports/export.csv", "/staff/reports/export.xlsx",
              "/staff/reports/export.json", "/staff/availability", "/staff/availability/export.csv",
              "/staff/alerts", "/staff/map", "/staff/map.svg", "/staff/nodes/export.csv"]
@@ -144,12 +145,12 @@ def test_nas_page_shows_what_each_nas_calls_itself_and_counts_as_input(client, d
                                                "octets_direction": ""}).status_code == 200
     refused = client.post("/staff/nas", data={"csrf_token": csrf_token(page), "name": "ap-3", "site": "Parque Central",
                                               "ip": "10.9.0.4", "vendor": "coova", "nas_identifier": "ap-rb"})
-    assert refused.status_code == 400 and "already names NAS &#39;ap-rb&#39;" in refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "ya nombra al NAS &#39;ap-rb&#39;" in refused.get_data(as_text=True)
     html = client.get("/staff/nas").get_data(as_text=True)
     rows = [re.findall(r"<td>([^<]*)</td>", row)[:6] for row in re.findall(r"<tr><td>ap-.*?</tr>", html, re.S)]
     assert [(r[0], r[3], r[4], r[5]) for r in rows] == [
-        ("ap-chilli", "coova", "nas01", "Acct-Input-Octets = lo que descarga el cliente"),
-        ("ap-rb", "mikrotik", "", "Acct-Input-Octets = lo que sube el cliente (RFC 2866)")]
+        ("ap-chilli", "CoovaChilli", "nas01", "Acct-Input-Octets = lo que descarga el cliente"),
+        ("ap-rb", "MikroTik", "", "Acct-Input-Octets = lo que sube el cliente (RFC 2866)")]
 
 
 def test_nas_page_changes_what_nas_set_changes(client, db_factory):
@@ -219,7 +220,7 @@ def test_node_board_and_staff_disconnect(client, db_factory, policies, dictionar
         # The NAS has not answered yet, and the console does not wait for it.
         assert client.post(action, data={"csrf_token": csrf_token(page)}).status_code == 302
         waiting = client.get("/staff/sessions?sent=1").get_data(as_text=True)
-        assert "Enviada; esperando respuesta" in waiting and "Se pidió la desconexión" in waiting
+        assert "Enviada; esperando respuesta" in waiting and "Desconexión pedida a las" in waiting
         answer.set()
         deadline = time.monotonic() + 10
         while True:
@@ -256,15 +257,16 @@ def test_sites_are_edited_and_removed_only_when_nothing_needs_them(client, db_fa
             "Parque Central Norte", "plaza", "centro-digital", 25.0, 18.14, -94.46, "Centro\nPuerto México")
         assert db.scalar(select(AuditEntry.target).where(AuditEntry.action == "site-edit")) == (
             "Parque Central Norte: name, kind, policy, planned_gb_month, lat, lon, communities")
-    for bad, message in (({"policy": "nope"}, "unknown policy"), ({"name": "Ejido Vacío"}, "already exists"),
-                         ({"lat": "95"}, "latitude"), ({"lon": ""}, "both"), ({"planned_gb_month": "x"}, "número")):
+    for bad, message in (({"policy": "nope"}, "no existe la política"), ({"name": "Ejido Vacío"}, "ya existe"),
+                         ({"lat": "95"}, "latitud"), ({"lon": ""}, "ninguna de las dos"),
+                         ({"planned_gb_month": "x"}, "número")):
         resp = client.post(f"/staff/sites/{site_id}", data={**form, **bad})
         assert resp.status_code == 400 and message in resp.get_data(as_text=True), bad
     with db_factory() as db:
         assert db.get(Site, site_id).policy == "centro-digital"            # nothing partial written
         empty = db.scalar(select(Site.id).where(Site.name == "Ejido Vacío"))
     refused = client.post(f"/staff/sites/{busy}/remove", data={"csrf_token": csrf_token(page)})
-    assert refused.status_code == 400 and "keep it" in refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "consérvalo" in refused.get_data(as_text=True)
     assert client.post(f"/staff/sites/{empty}/remove", data={"csrf_token": csrf_token(page)}).status_code == 302
     assert client.post("/staff/sites/999/remove", data={"csrf_token": csrf_token(page)}).status_code == 404
     with db_factory() as db:
@@ -319,12 +321,14 @@ def test_the_slow_lane_on_the_sessions_page_and_in_the_reports(client, db_factor
     query = f"from={day}&to={day}&by=site&by=gender&min_cell=1"
     report = client.get(f"/staff/reports?{query}").get_data(as_text=True)
     table = report[report.index('id="slow-lane"'):]
-    assert "<td>Parque Central</td><td>female</td><td>1</td><td>1</td><td>0.03</td>" in table
+    assert "<td>Parque Central</td><td>Mujer</td><td>1</td><td>1</td><td>0.03</td>" in table
     csv = client.get(f"/staff/reports/export.csv?{query}&figures=slow-lane").get_data(as_text=True)
-    assert csv.splitlines()[:2] == ["site,gender,users,sessions,bytes,suppressed,row",
-                                    "Parque Central,female,1,1,25000000,false,cell"]
+    assert csv.splitlines()[:2] == ["\ufeffSitio,Género,Personas,Sesiones,GB a velocidad reducida,"
+                                    "Bytes a velocidad reducida,Oculta (menos de k personas),Fila",
+                                    "Parque Central,Mujer,1,1,0.025,25000000,no,Celda"]
     api = client.get(f"/api/v1/reports?{query.replace('min_cell=1', 'min_cell=5')}&figures=slow-lane").get_json()
     assert api[0]["suppressed"] is True and api[0]["users"] is None and api[0]["bytes"] is None
     assert client.get(f"/api/v1/reports?{query}&figures=everything").status_code == 400
     policies_page = client.get("/staff/policies").get_data(as_text=True)
-    assert "velocidad reducida a 256 / 128 kbit/s (daily_data, monthly_data)" in policies_page
+    assert ("velocidad reducida a 256 / 128 kbit/s (los datos del día y los datos del mes)" in policies_page
+            and "2 horas al día, 1 GB al día" in policies_page and "daily_time" not in policies_page)

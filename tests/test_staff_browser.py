@@ -42,11 +42,11 @@ def test_console_report_chart_and_export(console_url, tmp_path):
         page.click("nav a[href='/staff/reports']")
         page.wait_for_load_state("networkidle")
         widths = page.eval_on_selector_all("main img", "imgs => imgs.map(i => i.complete && i.naturalWidth)")
-        assert len(widths) == 2 and all(w > 100 for w in widths)          # both SVG charts rendered
+        assert len(widths) == 3 and all(w > 100 for w in widths)          # the three SVG charts rendered
         with page.expect_download() as info:
             page.click("text=CSV")
         path = tmp_path / "export.csv"
         info.value.save_as(path)
-        header = "site,gender,users,sessions,seconds,bytes_down,bytes_up,suppressed,row"
-        assert path.read_text().splitlines()[0] == header
+        header = "\ufeffSitio,Género,Personas,Sesiones,Horas,Segundos,GB de bajada,Bytes de bajada,GB de subida,"
+        assert path.read_text(encoding="utf-8").splitlines()[0].startswith(header)
         browser.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timezone
+
 import click
 from sqlalchemy import select
 
@@ -80,12 +82,16 @@ def add(c, name, site, ip, secret, vendor, coa_port, uam_secret, require_ma, nas
 @click.option("--coa-port", type=int,
               help="RFC 5176 port for Disconnect- and CoA-Requests; 0 when the NAS takes none")
 @click.option("--probe", help=probes.PROBE_HELP)
+@click.option("--uam-secret", help="the captive portal's shared secret (CoovaChilli's HS_UAMSECRET); '' removes it")
+@click.option("--require-message-authenticator", "require_ma", type=click.Choice(["yes", "no"]))
 @click.pass_obj
 def set_(c, name: str, nas_identifier: str | None, octets_direction: str | None,  # noqa: ANN001
-         coa_port: int | None, probe: str | None) -> None:
+         coa_port: int | None, probe: str | None, uam_secret: str | None, require_ma: str | None) -> None:
     """Change a NAS (what is not given stays)."""
+    change = sites.NasChange(nas_identifier, octets_direction, coa_port, probe, uam_secret,
+                             None if require_ma is None else require_ma == "yes")
     with c.db() as db:
-        changed = sites.update_nas(db, name, sites.NasChange(nas_identifier, octets_direction, coa_port, probe))
+        changed = sites.update_nas(db, name, change, c.settings.production)
         commit_or_explain(db)
     click.echo(f"NAS {name!r}: {', '.join(changed) or 'nothing'} changed")
 
@@ -99,9 +105,12 @@ def list_(c) -> None:  # noqa: ANN001
                                  Nas.octets_direction, Nas.coa_port, Nas.probe, Nas.require_message_authenticator,
                                  Nas.last_seen)
                           .join(Site, Site.id == Nas.site_id).order_by(Nas.name)).all()
-    rows = [(*r[:6], coa_words(r.vendor, r.coa_port, short=True), *r[7:]) for r in rows]
+    tz = c.settings.tz
+    rows = [(*r[:6], coa_words(r.vendor, r.coa_port, short=True), *r[7:9],
+             r.last_seen.replace(tzinfo=timezone.utc).astimezone(tz).isoformat(timespec="seconds")
+             if r.last_seen else None) for r in rows]
     output.table(rows, ("name", "site", "ip", "vendor", "nas_identifier", "octets", "coa_port", "probe",
-                        "require_ma", "last_seen"))
+                        "require_ma", f"last_seen ({c.settings.timezone})"))
 
 
 @nas.command("show")

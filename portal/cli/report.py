@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -16,9 +17,11 @@ from portal.core.model import utcnow
 def _options(command: Callable) -> Callable:
     """The options every report shares."""
     for option in reversed([
-        click.option("--from", "start", required=True, help="first local day, 2026-11-01"),
-        click.option("--to", "end", required=True, help="last local day (inclusive)"),
-        click.option("--by", default="", help="comma-separated: site,site_kind,gender,age_band,day,month"),
+        click.option("--from", "start", help="first local day, 2026-11-01 (default: --period)"),
+        click.option("--to", "end", help="last local day (inclusive; default: --period)"),
+        click.option("--period", default=reports.DEFAULT_PRESET, show_default=True,
+                     type=click.Choice(list(reports.PRESETS)), help="a named period ending today (local)"),
+        click.option("--by", default="", help="comma-separated: " + ",".join(reports.DIMENSIONS)),
         click.option("--format", "fmt", default="table", type=click.Choice(["table", "csv", "json", "xlsx"])),
         click.option("--min-cell", default=5, show_default=True, type=click.IntRange(0, 1000),
                      help="cells with fewer distinct people show no figures (0: internal use only)"),
@@ -29,10 +32,12 @@ def _options(command: Callable) -> Callable:
     return command
 
 
-def _report(c, figures: str, start: str, end: str, by: str, fmt: str, min_cell: int,  # noqa: ANN001
-            output: Path | None) -> None:
+def _report(c, figures: str, start: str | None, end: str | None, period: str, by: str, fmt: str,  # noqa: ANN001
+            min_cell: int, output: Path | None) -> None:
     columns = reports.parse_by(by)
-    first, last = reports.parse_day(start, "--from"), reports.parse_day(end, "--to")
+    first, last = reports.period(period, datetime.now(c.settings.tz).date())
+    first = reports.parse_day(start, "--from") if start else first
+    last = reports.parse_day(end, "--to") if end else last
     metrics = reports.FIGURES[figures]
     with c.db() as db:
         rows = reports.usage(db, first, last, columns, min_cell, figures)
@@ -55,7 +60,8 @@ def register(main: click.Group) -> None:
     @report.command("usage")
     @_options
     def usage(c, **kw) -> None:  # noqa: ANN001, ANN003
-        """Users, sessions, seconds and bytes by the chosen columns."""
+        """People, sessions, hours and GB by the chosen columns (CSV, XLSX and the table as people read them,
+        in Spanish; JSON with the stable codes)."""
         _report(c, "usage", **kw)
 
     @report.command("slow-lane")

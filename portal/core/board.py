@@ -140,9 +140,9 @@ NODE_COLUMNS = ["site", "nas", "state", "since", "last_probe", "latency_ms", "pr
 
 
 def node_rows(nodes: list[Node], tz: ZoneInfo) -> list[dict]:
-    """The board as rows for CSV, XLSX and JSON: state codes, times local to `tz`."""
+    """The board as rows for CSV, XLSX and JSON: state codes, times local to `tz` in ISO 8601 with the offset."""
     def local(when: datetime | None) -> str | None:
-        return when.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m-%d %H:%M") if when else None
+        return when.replace(tzinfo=timezone.utc).astimezone(tz).isoformat(timespec="seconds") if when else None
     return [{"site": n.site, "nas": n.name, "state": n.state, "since": local(n.state_since),
              "last_probe": local(n.last_probe), "latency_ms": None if n.latency_ms is None else round(n.latency_ms, 1),
              "probe": n.probe, "detail": n.detail, "last_radius_packet": local(n.last_seen),

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from policies.messages import gettext
+
 
 class InputError(ValueError):
-    """Bad input for a management operation (CLI or console); the message is one line for a human."""
+    """Bad input for a management operation (CLI or console); the message is one line for a human.
+
+    `message` is a Spanish gettext msgid (marked with N_) with %(name)s placeholders filled from
+    `params`, so each face can say it in its reader's language; str() is the Spanish text.
+    """
+
+    def __init__(self, message: str, **params: object) -> None:
+        self.message, self.params = message, params
+        super().__init__(self.say("es"))
+
+    def say(self, language: str) -> str:
+        """The message in `language` (Spanish when there is no catalog for it)."""
+        text = gettext(self.message, language)
+        return text % self.params if self.params else text
 
 
 def printable(text: str) -> bool:

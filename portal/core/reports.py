@@ -1,6 +1,6 @@
 """The report query layer shared by `conecta report usage`, the staff console and /api/v1/reports:
-usage by any columns with small cells suppressed, plan against actual, new and returning people, the
-share of women and the hour-of-day profile (formats in portal/core/exports.py).
+usage by any columns with small cells suppressed, and the report periods (the share of women, plan
+against actual and the trend are in portal/core/figures.py, formats in portal/core/exports.py).
 
 Queries run over the usage_daily rollup (kept current on ingest), never over raw accounting.
 Rows are plain dicts: the --by columns, users, sessions, seconds, bytes_down, bytes_up, suppressed
@@ -11,19 +11,21 @@ it) and bytes (used in it), suppressed by the same rules over the people who rea
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
-from sqlalchemy import Integer, cast, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 
+from policies.messages import N_
 from portal.core.errors import InputError
-from portal.core.model import Session, Site, UsageDaily, UsageMonthly
+from portal.core.model import Site, UsageDaily, UsageMonthly, User
 
-DIMENSIONS = ("site", "site_kind", "gender", "age_band", "day", "month")
+DIMENSIONS = ("site", "site_kind", "gender", "age_band", "community", "day", "month")
 METRICS = ("users", "sessions", "seconds", "bytes_down", "bytes_up")
 SLOW_METRICS = ("users", "sessions", "bytes")
 FIGURES = {"usage": METRICS, "slow-lane": SLOW_METRICS}
 MAX_DAYS = 3 * 366
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 
 
 class ReportError(InputError):
@@ -35,18 +37,23 @@ def parse_by(text: str) -> list[str]:
     parts = [p.strip() for p in (text or "").split(",") if p.strip()]
     unknown = [p for p in parts if p not in DIMENSIONS]
     if unknown:
-        raise ReportError(f"unknown --by column {unknown[0]!r} (use {', '.join(DIMENSIONS)})")
+        raise ReportError(N_("no se puede agrupar por %(column)r (se puede por %(known)s)"), column=unknown[0][:40],
+                          known=", ".join(DIMENSIONS))
     if len(set(parts)) != len(parts):
-        raise ReportError("a --by column is repeated")
+        raise ReportError(N_("una columna de agrupación está repetida"))
     return parts
 
 
 def parse_day(text: str, what: str) -> date:
     """An ISO date, with a clear error."""
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except (TypeError, ValueError):
-        raise ReportError(f"{what}: {text!r} is not a date like 2026-11-01") from None
+        raise ReportError(N_("%(what)s: %(text)r no es una fecha como 2026-11-01"), what=what,
+                          text=str(text)[:40]) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ReportError(N_("%(what)s: %(day)s está fuera del rango de 2000 a 2099"), what=what, day=day)
+    return day
 
 
 def _month_expr(db: DbSession):  # noqa: ANN202 - SQL expression
@@ -66,16 +73,21 @@ def _whole_months(start: date, end: date) -> list[str] | None:
     return months
 
 
+# The community is the person's as registered now (rollups keep no snapshot of it): someone who deleted
+# their data counts as "no community".
+COMMUNITY = func.coalesce(User.community, "")
+
+
 def _source(db: DbSession, start: date, end: date, months: list[str] | None):  # noqa: ANN202
     """The monthly rollup when the range is whole `months` (and no day is asked for), else the daily one."""
     if months:
         t = UsageMonthly
         columns = {"site": Site.name, "site_kind": Site.kind, "gender": t.gender, "age_band": t.age_band,
-                   "month": t.month}
+                   "community": COMMUNITY, "month": t.month}
         return t, columns, [t.month.in_(months)]
     t = UsageDaily
     columns = {"site": Site.name, "site_kind": Site.kind, "gender": t.gender, "age_band": t.age_band,
-               "day": t.day, "month": _month_expr(db)}
+               "community": COMMUNITY, "day": t.day, "month": _month_expr(db)}
     return t, columns, [t.day >= start, t.day <= end]
 
 
@@ -85,17 +97,23 @@ def _sums(table, figures: str) -> list:  # noqa: ANN001 - a rollup model
     return [func.sum(getattr(table, m)).label(m) for m in METRICS[1:]]
 
 
+def check_range(start: date, end: date) -> None:
+    """A range that ends after it starts and spans at most three years."""
+    if end < start:
+        raise ReportError(N_("la fecha final (%(end)s) es anterior a la inicial (%(start)s)"), start=start, end=end)
+    if (end - start).days > MAX_DAYS:
+        raise ReportError(N_("el periodo es de más de tres años; pide uno más corto"))
+
+
 def usage(db: DbSession, start: date, end: date, by: list[str], min_cell: int = 0,
           figures: str = "usage") -> list[dict]:
     """Usage (or the slow-lane figures) between two local days (inclusive), grouped by `by`, small cells
     suppressed; when grouped, followed by the hidden cells combined and the total, so that the rows
     always add up."""
-    if end < start:
-        raise ReportError("--to is before --from")
-    if (end - start).days > MAX_DAYS:
-        raise ReportError("the range is longer than three years; ask for less")
+    check_range(start, end)
     if figures not in FIGURES:
-        raise ReportError(f"unknown figures {figures!r} (use {', '.join(FIGURES)})")
+        raise ReportError(N_("cifras desconocidas %(figures)r (usa %(known)s)"), figures=figures[:40],
+                          known=", ".join(FIGURES))
     metrics = FIGURES[figures]
     months = None if "day" in by else _whole_months(start, end)
     table, columns, where = _source(db, start, end, months)
@@ -110,6 +128,8 @@ def usage(db: DbSession, start: date, end: date, by: list[str], min_cell: int = 
     query = select(*[columns[d].label(d) for d in by], *cells_figures).select_from(table).where(*where)
     if {"site", "site_kind"} & set(by):
         query = query.join(Site, Site.id == table.site_id)
+    if "community" in by:
+        query = query.outerjoin(User, User.id == table.user_id)
     if by:
         query = query.group_by(*[columns[d] for d in by]).order_by(*[columns[d] for d in by])
     cells = [{**{d: _plain(getattr(row, d)) for d in by}, **{m: int(getattr(row, m) or 0) for m in metrics}}
@@ -167,73 +187,38 @@ def blank(row: dict, metrics: tuple[str, ...] = METRICS) -> dict:
     return {**{k: v for k, v in row.items() if k not in metrics}, **dict.fromkeys(metrics), "suppressed": True}
 
 
+PRESETS = {"last-30-days": N_("Últimos 30 días"), "this-month": N_("Este mes"), "last-month": N_("El mes pasado"),
+           "this-year": N_("Este año")}
+DEFAULT_PRESET = "last-30-days"    # shows figures on the 2nd of a month too, unlike "this month"
+
+
+def period(preset: str, today: date) -> tuple[date, date]:
+    """The first and last local day of a named period ending today (the last month: whole)."""
+    if preset == "this-month":
+        return today.replace(day=1), today
+    if preset == "last-month":
+        last = today.replace(day=1) - timedelta(days=1)
+        return last.replace(day=1), last
+    if preset == "this-year":
+        return today.replace(month=1, day=1), today
+    if preset == "last-30-days":
+        return today - timedelta(days=29), today
+    raise ReportError(N_("periodo desconocido %(preset)r (usa %(known)s)"), preset=preset[:40],
+                      known=", ".join(PRESETS))
+
+
 def default_period(today: date) -> tuple[date, date]:
-    """The current month so far."""
-    return today.replace(day=1), today
+    """The last 30 days, today included."""
+    return period(DEFAULT_PRESET, today)
+
+
+def last_complete_month(today: date) -> str:
+    """'2026-11' on any day of December 2026."""
+    return (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
 
 
 def month_bounds(month: str) -> tuple[date, date]:
     """'2026-11' -> (2026-11-01, 2026-11-30)."""
-    first = parse_day(f"{month}-01", "month")
+    first = parse_day(f"{month}-01", "mes")
     nxt = (first + timedelta(days=32)).replace(day=1)
     return first, nxt - timedelta(days=1)
-
-
-def planned_vs_actual(db: DbSession, month: str) -> list[dict]:
-    """GB used per site in a month against its plan, as a percentage."""
-    first, last = month_bounds(month)
-    used = dict(db.execute(select(UsageDaily.site_id, func.sum(UsageDaily.bytes_down + UsageDaily.bytes_up))
-                           .where(UsageDaily.day >= first, UsageDaily.day <= last)
-                           .group_by(UsageDaily.site_id)).all())
-    rows = []
-    for site in db.scalars(select(Site).order_by(Site.name)):
-        gb = int(used.get(site.id) or 0) / 1e9
-        plan = site.planned_gb_month
-        rows.append({"site": site.name, "kind": site.kind, "planned_gb": plan, "actual_gb": round(gb, 3),
-                     "percent": round(100 * gb / plan, 1) if plan else None})
-    return rows
-
-
-def new_and_returning(db: DbSession, first: date, last: date, min_cell: int) -> dict:
-    """People in the period whose first use ever falls in it (new) and the others (returning)."""
-    first_use = (select(UsageDaily.user_id, func.min(UsageDaily.day).label("first"))
-                 .group_by(UsageDaily.user_id).subquery())
-    active = (select(UsageDaily.user_id).where(UsageDaily.day >= first, UsageDaily.day <= last).distinct()
-              .subquery())
-    new = db.scalar(select(func.count()).select_from(active).join(first_use, first_use.c.user_id == active.c.user_id)
-                    .where(first_use.c.first >= first)) or 0
-    total = db.scalar(select(func.count()).select_from(active)) or 0
-    hide = min_cell and (new < min_cell or total - new < min_cell)
-    return {"new": None if hide else new, "returning": None if hide else total - new, "suppressed": bool(hide)}
-
-
-def hour_profile(db: DbSession, first: date, last: date, utc_offset_hours: int) -> list[int]:
-    """Sessions started per local hour of day (0–23) in the period (from session records in retention)."""
-    start = datetime.combine(first, datetime.min.time()) - timedelta(hours=utc_offset_hours)
-    end = datetime.combine(last + timedelta(days=1), datetime.min.time()) - timedelta(hours=utc_offset_hours)
-    if db.get_bind().dialect.name == "postgresql":
-        hour = func.extract("hour", Session.started_at)
-    else:
-        hour = cast(func.strftime("%H", Session.started_at), Integer)
-    counts = [0] * 24
-    for h, n in db.execute(select(hour, func.count()).where(Session.started_at >= start, Session.started_at < end)
-                           .group_by(hour)):
-        counts[(int(h) + utc_offset_hours) % 24] += n
-    return counts
-
-
-def women_share(rows: list[dict]) -> dict[str, float | None]:
-    """Share of women among users per site, from a site × gender report (None where suppressed)."""
-    totals: dict[str, list] = {}
-    for row in rows:
-        if row["row"] != "cell":
-            continue
-        entry = totals.setdefault(row["site"], [0, 0, False])
-        if row["suppressed"]:
-            entry[2] = True
-            continue
-        entry[1] += row["users"]
-        if row["gender"] == "female":
-            entry[0] += row["users"]
-    return {site: (None if hidden or not total else round(100 * women / total, 1))
-            for site, (women, total, hidden) in totals.items()}

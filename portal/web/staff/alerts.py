@@ -11,6 +11,7 @@ from portal.core.db import commit_or_explain
 from portal.core.errors import InputError
 from portal.core.model import Alert, AlertSubscription, MaintenanceWindow, Site
 from portal.web.extensions import db, now, settings
+from portal.web.filters import said
 from portal.web.staff.access import record, role
 
 bp = Blueprint("alerts", __name__)
@@ -54,7 +55,7 @@ def add_maintenance(site_id: int) -> tuple[str, int] | Response:
         commit_or_explain(db.session)
     except InputError as exc:
         db.session.rollback()
-        return render_template("error.html", message=str(exc)), 400
+        return render_template("staff/error.html", message=said(exc)), 400
     return redirect(url_for("staff.manage.site_edit", site_id=site_id))
 
 

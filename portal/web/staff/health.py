@@ -11,7 +11,6 @@ from flask import Blueprint, Response, abort, render_template, request
 from pygal.style import Style
 
 from portal.core import availability, board, exports, reports
-from portal.core.errors import InputError
 from portal.web.extensions import db, now, policies, redis_client, settings
 from portal.web.filters import local_today
 from portal.web.staff.access import role
@@ -19,17 +18,12 @@ from portal.web.staff.access import role
 bp = Blueprint("health", __name__)
 
 
-@bp.errorhandler(InputError)
-def bad_filter(exc: InputError) -> tuple[str, int]:
-    """A bad date or column is a clear 400."""
-    return render_template("error.html", message=str(exc)), 400
-
-
 def availability_args() -> tuple[date, date, list[str]]:
     """from, to and by from the query string (default: this month so far, by site)."""
-    first, last = reports.default_period(local_today())
-    start = reports.parse_day(request.args.get("from", first.isoformat()), "from")
-    end = reports.parse_day(request.args.get("to", last.isoformat()), "to")
+    first, last = reports.period("this-month", local_today())
+    start = reports.parse_day(request.args.get("from") or first.isoformat(), "desde")
+    end = reports.parse_day(request.args.get("to") or last.isoformat(), "hasta")
+    reports.check_range(start, end)
     return start, end, availability.parse_by(",".join(request.args.getlist("by")) or "site")
 
 

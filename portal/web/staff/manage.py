@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
-from portal.core import probes, sites
+from policies.messages import N_
+from portal.core import labels, probes, sites
 from portal.core.db import commit_or_explain
 from portal.core.errors import InputError
-from portal.core.macs import normalize_mac, pseudonym
+from portal.core.macs import pseudonym
 from portal.core.model import OCTETS_DIRECTIONS, SITE_KINDS, VENDORS, Device, Nas, Site, UsageDaily, User
 from portal.web.extensions import db, policies, settings
+from portal.web.filters import language
+from portal.web.filters import said as said_error
 from portal.web.staff.access import record, role
 from portal.web.staff.alerts import windows_of
+from portal.web.staff.board import person_pseudonym
 
 bp = Blueprint("manage", __name__)
 
@@ -51,7 +56,7 @@ def site_list() -> tuple[str, int] | str:
             commit_or_explain(db.session)
         except InputError as exc:
             db.session.rollback()
-            error = str(exc)
+            error = said_error(exc)
     rows = db.session.execute(select(Site, func.count(Nas.id)).outerjoin(Nas, Nas.site_id == Site.id)
                               .group_by(Site.id).order_by(Site.name)).all()
     return render_template("staff/sites.html", rows=rows, kinds=SITE_KINDS, policies=sorted(policies()),
@@ -71,7 +76,7 @@ def site_edit(site_id: int) -> tuple[str, int] | str | Response:
             return redirect(url_for("staff.manage.site_list"))
         except InputError as exc:
             db.session.rollback()
-            return _site_page(site_id, str(exc))
+            return _site_page(site_id, said_error(exc))
     return _site_page(site_id)
 
 
@@ -94,7 +99,7 @@ def site_remove(site_id: int) -> tuple[str, int] | Response:
         commit_or_explain(db.session)
     except InputError as exc:
         db.session.rollback()
-        return _site_page(site_id, str(exc))
+        return _site_page(site_id, said_error(exc))
     return redirect(url_for("staff.manage.site_list"))
 
 
@@ -117,7 +122,7 @@ def nas_list() -> tuple[str, int] | str:
             shown = (row.name, secret)
         except InputError as exc:
             db.session.rollback()
-            error = str(exc)
+            error = said_error(exc)
     return _nas_page(error, shown), 400 if error else 200
 
 
@@ -132,31 +137,40 @@ def _nas_page(error: str | None = None, shown: tuple[str, str] | None = None) ->
 @bp.route("/nas/<int:nas_id>", methods=["GET", "POST"])
 @role("admin")
 def nas_edit(nas_id: int) -> tuple[str, int] | Response:
-    """Change what a NAS calls itself, how it counts octets, its CoA port (0: none) and its probe; a field
-    the form does not send stays as it is."""
+    """Change what a NAS calls itself, how it counts octets, its CoA port (0: none), its probe, its UAM
+    secret and whether it must sign Access-Requests; a field the form does not send stays as it is."""
     row = db.session.get(Nas, nas_id) or abort(404)
     if request.method == "POST":
         try:
-            change = sites.NasChange(request.form.get("nas_identifier"), request.form.get("octets_direction") or None,
-                                     _port(request.form.get("coa_port")), request.form.get("probe"))
-            changed = sites.update_nas(db.session, row.name, change)
+            changed = sites.update_nas(db.session, row.name, _nas_change(), settings().production)
             if changed:
-                said = ((f, getattr(row, f)) for f in changed)
-                record("nas-edit", f"{row.name}: " + ", ".join(f"{f}={'' if v is None else v}" for f, v in said))
+                said = (f if f == "uam_secret" else f"{f}={'' if getattr(row, f) is None else getattr(row, f)}"
+                        for f in changed)           # the UAM secret is never written to the audit log
+                record("nas-edit", f"{row.name}: " + ", ".join(said))
             commit_or_explain(db.session)
-            return redirect(url_for("staff.manage.nas_list"))
+            return redirect(url_for("staff.manage.nas_list", saved=row.name))
         except InputError as exc:
             db.session.rollback()
-            return _nas_edit_page(db.session.get(Nas, nas_id), str(exc))
+            return _nas_edit_page(db.session.get(Nas, nas_id), said_error(exc))
     return _nas_edit_page(row)
+
+
+def _nas_change() -> sites.NasChange:
+    """The NAS page's form as a change: blank UAM secret stays, the box to remove it clears it."""
+    uam = request.form.get("uam_secret", "").strip() or ("" if request.form.get("uam_clear") else None)
+    require = request.form.get("require_message_authenticator")
+    return sites.NasChange(request.form.get("nas_identifier"), request.form.get("octets_direction") or None,
+                           _port(request.form.get("coa_port")), request.form.get("probe"), uam,
+                           None if require not in ("yes", "no") else require == "yes")
 
 
 def _port(text: str | None) -> int | None:
     """The CoA port field: None when not sent or blank (stays), InputError when not a number."""
     if text is None or not text.strip():
         return None
-    if not text.strip().isdigit():
-        raise InputError(f"CoA port {text.strip()!r} is not a port number (0: the NAS takes no CoA)")
+    if not text.strip().isdigit() or len(text.strip()) > 5:
+        raise InputError(N_("el puerto CoA %(port)r no es un número de puerto (0: el NAS no acepta CoA)"),
+                         port=text.strip()[:20])
     return int(text)
 
 
@@ -167,11 +181,14 @@ def _nas_edit_page(row: Nas, error: str | None = None) -> tuple[str, int]:
                            directions=OCTETS_DIRECTIONS, error=error), 400 if error else 200
 
 
-@bp.post("/nas/<int:nas_id>/rotate")
+@bp.route("/nas/<int:nas_id>/rotate", methods=["GET", "POST"])
 @role("admin")
-def rotate(nas_id: int) -> str:
-    """Replace a NAS's RADIUS secret; the new one is shown once and never again."""
+def rotate(nas_id: int) -> str | Response:
+    """Replace a NAS's RADIUS secret after a confirmation step (the NAS is cut off until it has the new
+    one); the new secret is shown once and never again."""
     row = db.session.get(Nas, nas_id) or abort(404)
+    if request.method == "GET" or request.form.get("confirm") != "yes":
+        return render_template("staff/nas_confirm.html", nas=row, action="rotate")
     secret = secrets.token_hex(16)
     row.secret = secret
     record("nas-rotate", row.name)
@@ -179,28 +196,61 @@ def rotate(nas_id: int) -> str:
     return _nas_page(shown=(row.name, secret))
 
 
+@bp.route("/nas/<int:nas_id>/remove", methods=["GET", "POST"])
+@role("admin")
+def nas_remove(nas_id: int) -> tuple[str, int] | str | Response:
+    """Remove an access point after showing what depends on it; refused while it has open sessions."""
+    row = db.session.get(Nas, nas_id) or abort(404)
+    depends = sites.nas_dependents(db.session, row)
+    if request.method == "GET" or request.form.get("confirm") != "yes":
+        return render_template("staff/nas_confirm.html", nas=row, action="remove", depends=depends)
+    try:
+        name = row.name
+        sites.remove_nas(db.session, name)
+        record("nas-remove", name)
+        commit_or_explain(db.session)
+    except InputError as exc:
+        db.session.rollback()
+        return render_template("staff/nas_confirm.html", nas=row, action="remove", depends=depends,
+                               error=said_error(exc)), 400
+    return redirect(url_for("staff.manage.nas_list", removed=name))
+
+
 @bp.get("/people")
 @role("admin")
 def people() -> str:
-    """Find a person by username or device (MAC); only the data needed is shown."""
+    """Find people by part of their username or of a device's MAC; only the data needed is shown."""
     term = request.args.get("q", "").strip()[:64]
-    found = []
+    found = db.session.scalars(_people_query(term).limit(MAX_FOUND + 1)).all() if len(term) >= 2 else []
     if term:
-        mac = normalize_mac(term)
-        query = select(User).outerjoin(Device, Device.user_id == User.id)
-        query = query.where(or_(User.username == term, Device.mac == mac) if mac else User.username == term)
-        found = db.session.scalars(query.distinct().limit(20)).all()
         record("people-search", "")
         db.session.commit()
     key = settings().secret_key
     usage = {}
-    for person in found:
+    for person in found[:MAX_FOUND]:
         usage[person.id] = db.session.execute(
             select(func.sum(UsageDaily.sessions), func.sum(UsageDaily.seconds),
                    func.sum(UsageDaily.bytes_down + UsageDaily.bytes_up)).where(UsageDaily.user_id == person.id)).one()
     devices = {p.id: [pseudonym(m, key) for m in db.session.scalars(select(Device.mac).where(Device.user_id == p.id))]
-               for p in found}
-    return render_template("staff/people.html", term=term, found=found, usage=usage, devices=devices)
+               for p in found[:MAX_FOUND]}
+    return render_template("staff/people.html", term=term, found=found[:MAX_FOUND], more=len(found) > MAX_FOUND,
+                           usage=usage, devices=devices, short=0 < len(term) < 2,
+                           person={p.id: person_pseudonym(p.id, key) for p in found[:MAX_FOUND]})
+
+
+MAX_FOUND = 20
+
+
+def _people_query(term: str):  # noqa: ANN202 - a select
+    """People whose username contains `term` (any case), or with a device whose MAC contains its hex
+    digits (any spelling: 'a4:5e', 'A4-5E', 'a45e')."""
+    pattern = "%" + term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    match = func.lower(User.username).like(pattern, escape="\\")
+    digits = re.sub(r"[-:.\s]", "", term.lower())
+    if len(digits) >= 4 and re.fullmatch(r"[0-9a-f]+", digits):
+        match = or_(match, func.replace(Device.mac, ":", "").like(f"%{digits}%"))
+    return (select(User).outerjoin(Device, Device.user_id == User.id).where(match).distinct()
+            .order_by(User.username))
 
 
 @bp.get("/policies")
@@ -211,4 +261,5 @@ def policy_list() -> str:
     for name, policy in db.session.execute(select(Site.name, Site.policy)):
         used.setdefault(policy, []).append(name)
     return render_template("staff/policies.html", policies=sorted(policies().values(), key=lambda p: p.name),
-                           used=used)
+                           used=used, limits=lambda limits: labels.limit_summary(limits, language()),
+                           pools=lambda names: labels.pools(names, language()))
