@@ -60,6 +60,9 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     metrics_token: str | None = None
+    # RADIUS: a reply that cannot be made twice (a one-time credential's) is kept for the NAS's whole
+    # retry window; every other reply 5 s, as FreeRADIUS's cleanup_delay (issue 11).
+    radius_retry_window: float = 30.0
 
     @property
     def production(self) -> bool:
@@ -82,12 +85,13 @@ _DEFAULTS = {
     "flap_changes": "4", "flap_window": "1800", "smtp_host": "", "smtp_port": "25", "smtp_user": "",
     "smtp_password": "", "smtp_from": "conecta@localhost", "smtp_starttls": "no", "alert_webhook_url": "",
     "alert_webhook_chat_id": "",
-    "metrics_host": "127.0.0.1", "metrics_port": "9464", "metrics_token": "",
+    "metrics_host": "127.0.0.1", "metrics_port": "9464", "metrics_token": "", "radius_retry_window": "30",
 }
 # Numeric settings: (type, least, most).
 _NUMBERS = {"monitor_interval": (float, 0.2, 3600), "monitor_confirmations": (int, 1, 20),
             "probe_timeout": (float, 0.05, 60), "alert_group_seconds": (float, 0, 3600),
-            "flap_changes": (int, 2, 100), "flap_window": (float, 1, 86400)}
+            "flap_changes": (int, 2, 100), "flap_window": (float, 1, 86400),
+            "radius_retry_window": (float, 30, 3600)}
 
 
 def _raw_values(environ: dict[str, str]) -> dict[str, str]:
