@@ -59,7 +59,7 @@ def _check_request() -> None:
         except ValueError:  # not even a URL
             foreign = True
         if foreign:
-            current_app.logger.warning("POST refused: foreign Origin on %s", request.path)
+            current_app.logger.warning("POST refused: foreign Origin %r on %s", origin[:200], request.path)
             abort(400)
 
 
