@@ -138,7 +138,8 @@ def nas_edit(nas_id: int) -> tuple[str, int] | Response:
     if request.method == "POST":
         try:
             change = sites.NasChange(request.form.get("nas_identifier"), request.form.get("octets_direction") or None,
-                                     _port(request.form.get("coa_port")), request.form.get("probe"))
+                                     _port(request.form.get("coa_port")), request.form.get("probe"),
+                                     request.form.get("login_hosts"))
             changed = sites.update_nas(db.session, row.name, change)
             if changed:
                 said = ((f, getattr(row, f)) for f in changed)
