@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
+import redis
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from portal.core import board
+from portal.core import board, refusals
 from portal.core.model import (
     FAULT_STATUSES,
     AuditEntry,
@@ -20,7 +21,7 @@ from portal.core.model import (
     Site,
     utcnow,
 )
-from portal.web.extensions import db, disconnector, policies, redis_client, settings
+from portal.web.extensions import db, disconnector, now, policies, redis_client, settings
 from portal.web.staff.access import record, role
 
 bp = Blueprint("board", __name__)
@@ -106,6 +107,10 @@ def update_fault(fault_id: int) -> Response:
 @bp.get("/audit")
 @role("admin")
 def audit() -> str:
-    """The audit log, newest first."""
+    """The audit log, newest first, after the citizens' refused sign-ins of the last days."""
     rows = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(500)).all()
-    return render_template("staff/audit.html", rows=rows)
+    try:
+        refused = refusals.recent(redis_client(), now().astimezone(settings().tz).date())
+    except redis.RedisError:
+        refused = None
+    return render_template("staff/audit.html", rows=rows, refused=refused)
