@@ -17,8 +17,9 @@ import threading
 from datetime import datetime, timezone
 
 from policies import load_policies
-from portal.core import metrics
+from portal.core import logs, metrics
 from portal.core.db import engine_for, session_factory
+from portal.core.portlock import hold
 from portal.core.radiusdict import dictionary
 from portal.core.redisconn import connect
 from portal.core.settings import Settings
@@ -35,12 +36,14 @@ APPLIER_NICE = 10      # CPU weight about a tenth of a worker's when both want t
 
 def _worker(settings: Settings, redis_url: str, parent: int, progress: Progress) -> None:
     """A worker process: replies only; its accounting goes to the applier through the log."""
+    logs.setup_unless_done()    # a restarted (spawned) one starts without the supervisor's logging
     if stop_with_parent(parent, "conecta-worker"):
         serve(settings, redis_url, progress)
 
 
 def run_applier(settings: Settings, redis_url: str, parent: int, progress: Progress) -> None:
     """The applier process: tails every worker's log directory until SIGTERM, then finishes them."""
+    logs.setup_unless_done()
     if not stop_with_parent(parent, "conecta-applier"):
         return
     # Ctrl-C reaches the whole process group; the supervisor sends SIGTERM once the workers are done.
@@ -137,6 +140,9 @@ def serve_workers(settings: Settings, redis_url: str, workers: int) -> None:
     The kernel spreads datagrams by source address and port, so a NAS's retransmission reaches the
     worker that holds its cached reply (RFC 5080), and each worker group-commits its own log.
     """
+    # One instance per port: the workers of this one share them; another stops here, with a clear error.
+    locks = [hold("udp", settings.radius_auth_port, "RADIUS auth"),
+             hold("udp", settings.radius_acct_port, "RADIUS accounting")]
     # Build what every process reads alike before forking, then freeze it out of the collector:
     # a collection touches every object it scans, which would copy the shared pages into each one.
     dictionary()
@@ -153,3 +159,6 @@ def serve_workers(settings: Settings, redis_url: str, workers: int) -> None:
     finally:
         crew.stop_workers()
         crew.join()
+        for lock in locks:
+            if lock is not None:
+                lock.close()

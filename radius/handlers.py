@@ -144,12 +144,21 @@ class Authorizer:
 
     def _identify(self, reqs: list[AuthRequest]) -> list[Identity]:
         otc = [r.username for r in reqs if credentials.is_one_time(r.username)]
-        records = credentials.consume_many(self.redis, otc) if otc else {}
+        stored = credentials.read_many(self.redis, otc) if otc else {}
+        records = {name: item[1] if item else None for name, item in stored.items()}
         macs = {r.mac for r in reqs if r.mac and normalize_mac(r.username) == r.mac}
         names = {r.username for r in reqs if r.username not in records and r.mac not in macs}
         uids = {rec["u"] for rec in records.values() if rec}
         users, devices = self._load_users(names, uids, macs)
-        return [self._identity(r, records, users, devices) for r in reqs]
+        idents = [self._identity(r, records, users, devices) for r in reqs]
+        # A credential is used up only by a request that passed every check (a wrong attempt by
+        # someone who saw the logon URL burns nothing), and by one such request only.
+        passed = [i for i, (r, ident) in enumerate(zip(reqs, idents)) if r.username in stored and not ident.error]
+        taken = credentials.take(self.redis, [(reqs[i].username, stored[reqs[i].username][0]) for i in passed])
+        for i, ok in zip(passed, taken):
+            if not ok:
+                idents[i] = Identity(error=BAD_CREDENTIALS)
+        return idents
 
     def _load_users(self, names: set[str], uids: set[int], macs: set[str]) -> tuple[dict, dict]:
         users_by_key: dict = {}

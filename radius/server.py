@@ -20,7 +20,7 @@ from pyrad import packet
 from sqlalchemy.orm import sessionmaker
 
 from policies import Policy
-from portal.core import counters
+from portal.core import counters, credentials
 from portal.core.macs import normalize_mac
 from portal.core.metrics import m
 from portal.core.radiusdict import dictionary
@@ -76,7 +76,7 @@ class RadiusServer:
         self.registry = NasRegistry(db_factory)
         self.registry.load()
         self.redis = r
-        self.cache = ReplyCache()
+        self.cache = ReplyCache(window=settings.radius_retry_window)
         self.drops = RateLimitedLog(log)
         self.authorizer = Authorizer(policies, db_factory, r, settings.tz)
         self.slow_lane = SlowLane(db_factory, self.dictionary, settings.tz, clock)
@@ -211,6 +211,9 @@ class RadiusServer:
             m().status.inc()
             self._send(sock, pkt.CreateReply(), addr, key, keep=False)
             return None
+        # In progress from here, before any side effect: a copy later in this same batch (a NAS's
+        # retry that waited in the socket buffer beside the original) is ignored like any other.
+        self.cache.start(key)
         return pkt, nas, addr, key
 
     def _authentic(self, pkt: packet.Packet, nas: NasInfo, codes: frozenset[int]) -> bool:
@@ -232,9 +235,10 @@ class RadiusServer:
     def _send(self, sock: socket.socket, reply: packet.Packet, addr: tuple, key: tuple, keep: bool = True) -> None:
         self._send_raw(sock, reply.ReplyPacket(), addr, key, keep)
 
-    def _send_raw(self, sock: socket.socket, raw: bytes, addr: tuple, key: tuple, keep: bool = True) -> None:
+    def _send_raw(self, sock: socket.socket, raw: bytes, addr: tuple, key: tuple, keep: bool = True,
+                  whole_window: bool = False) -> None:
         if keep:
-            self.cache.store(key, raw)
+            self.cache.store(key, raw, whole_window)
         try:
             sock.sendto(raw, addr)
         except OSError as exc:
@@ -242,8 +246,7 @@ class RadiusServer:
 
     def _answer_auth(self, sock: socket.socket, batch: list) -> None:
         reqs = []
-        for pkt, nas, _addr, key in batch:
-            self.cache.start(key)
+        for pkt, nas, _addr, _key in batch:
             reqs.append(AuthRequest(nas, text(pkt, 1) or "", normalize_mac(text(pkt, 31)), pkt))
         try:
             results = self.authorizer.authorize(reqs, self.clock().astimezone(self.settings.tz))
@@ -255,9 +258,11 @@ class RadiusServer:
             m().auth_unanswered.inc(len(batch))
             m().backend_errors.labels("redis" if isinstance(exc, redis.RedisError) else "database", "radius").inc()
             return
-        for (pkt, nas, addr, key), (decision, uid) in zip(batch, results):
+        for (pkt, nas, addr, key), req, (decision, uid) in zip(batch, reqs, results):
             code = packet.AccessAccept if decision.accept else packet.AccessReject
-            self._send_raw(sock, reply_packet(pkt, code, reply_attributes(decision, nas.vendor, uid)), addr, key)
+            # A one-time credential is consumed by its answer: only the cached reply can repeat it.
+            self._send_raw(sock, reply_packet(pkt, code, reply_attributes(decision, nas.vendor, uid)), addr, key,
+                           whole_window=credentials.is_one_time(req.username))
         self.stats["auth"] += len(batch)
         accepted = sum(decision.accept for decision, _ in results)
         m().auth_accept.inc(accepted)
@@ -272,9 +277,9 @@ class RadiusServer:
         for pkt, nas, addr, key in batch:
             event = parse_accounting(pkt, nas, self.settings.tz, now)
             if isinstance(event, str):
+                self.cache.forget(key)
                 self._drop("unusable accounting", addr, f" ({event}; NAS {nas.name})")
                 continue
-            self.cache.start(key)
             items.append((event, self._acker(sock, pkt, addr, key)))
         if items:
             self.writer.log_batch(items)    # durable, then acknowledged

@@ -152,12 +152,14 @@ class Player:
 
 
 def run(settings, policies: dict, db_factory, redis_client, people: int, days: int, seed: int,  # noqa: ANN001
-        progress: Callable[[int], None], total: Callable[[int], None]) -> tuple[int, int]:
-    """Simulate; return (visits played, visits rejected by policy)."""
-    rng = random.Random(seed)
+        progress: Callable[[int], None], total: Callable[[int], None], today: datetime | None = None,
+        skip: int = 0) -> tuple[int, int]:
+    """Simulate; return (visits played, visits rejected by policy). With the `today` and `skip` of an
+    interrupted run, the same plan is played from where it stopped."""
     with db_factory() as db:
-        accounts, secrets_by_ip = setup_fleet(db, policies, people, rng)
-    visits = plan(accounts, days, datetime.now(settings.tz), rng)
+        accounts, secrets_by_ip = setup_fleet(db, policies, people, random.Random(seed))
+    # Its own generator: the plan must not depend on how many people the fleet had to create.
+    visits = plan(accounts, days, today or datetime.now(settings.tz), random.Random(f"plan-{seed}"))
     total(len(visits))
     clock = _Clock()
     desk = CoaDesk(secrets_by_ip, dictionary())
@@ -169,7 +171,7 @@ def run(settings, policies: dict, db_factory, redis_client, people: int, days: i
     rejected = 0
     try:
         player = Player(server, dictionary(), secrets_by_ip, clock, desk)
-        for visit in visits:
+        for visit in visits[skip:]:
             rejected += not player.play(visit)
             progress(1)
     finally:
@@ -178,7 +180,7 @@ def run(settings, policies: dict, db_factory, redis_client, people: int, days: i
         server.shutdown()
         desk.stop()
         _use_coa_ports(db_factory, ports)
-    return len(visits), rejected
+    return len(visits) - skip, rejected
 
 
 def _use_coa_ports(db_factory, ports: dict[str, int]) -> dict[str, int]:  # noqa: ANN001

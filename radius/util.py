@@ -5,23 +5,29 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 
 IN_PROGRESS = b""
 
 
 class ReplyCache:
-    """Replies by (source, code, ID, authenticator) for `ttl` seconds (RFC 5080 section 2.2.2).
+    """Replies by (source, code, ID, authenticator) (RFC 5080 section 2.2.2).
 
     A key maps to IN_PROGRESS while its request is handled: a retransmission arriving then is
-    ignored; afterwards it gets the cached reply byte for byte, without reprocessing. The TTL is
-    FreeRADIUS's cleanup_delay; keys are one bytes object each and expire by the second, because
-    at thousands of requests a second per-entry tuples would cost tens of megabytes.
+    ignored; afterwards it gets the cached reply byte for byte, without reprocessing. Every reply is
+    kept `ttl` seconds (FreeRADIUS's cleanup_delay); a reply that could not be made again (to a
+    one-time credential, consumed by the first answer) is kept for the NAS's whole retry window,
+    `window` seconds, at most `most` of them. Keys are one bytes object each and expire by the
+    second, because at thousands of requests a second per-entry tuples would cost tens of megabytes.
     """
 
-    def __init__(self, ttl: float = 5.0) -> None:
-        self.ttl = ttl
+    def __init__(self, ttl: float = 5.0, window: float = 30.0, most: int = 50_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.window, self.most, self.clock = ttl, window, most, clock
         self.entries: dict[bytes, bytes] = {}
         self.buckets: deque[tuple[float, list[bytes]]] = deque()   # (expiry, keys started that second)
+        self.kept: dict[bytes, bytes] = {}                           # the replies kept for `window`
+        self.kept_buckets: deque[tuple[float, list[bytes]]] = deque()
 
     @staticmethod
     def key(addr: tuple, data: bytes) -> bytes:
@@ -30,30 +36,42 @@ class ReplyCache:
 
     def get(self, key: bytes) -> bytes | None:
         """The cached reply, IN_PROGRESS, or None if this request is new."""
-        return self.entries.get(key)
+        found = self.entries.get(key)
+        return self.kept.get(key) if found is None and self.kept else found
 
     def start(self, key: bytes) -> None:
         """Mark a request as being handled."""
         self.entries[key] = IN_PROGRESS
-        expiry = float(int(time.monotonic() + self.ttl) + 1)
-        if not self.buckets or self.buckets[-1][0] != expiry:
-            self.buckets.append((expiry, []))
-        self.buckets[-1][1].append(key)
+        _add(self.buckets, self.clock() + self.ttl, key)
 
-    def store(self, key: bytes, reply: bytes) -> None:
-        """Keep the reply that was sent."""
+    def store(self, key: bytes, reply: bytes, keep: bool = False) -> None:
+        """Keep the reply that was sent; with `keep`, for the whole retry window."""
         self.entries[key] = reply
+        if keep and self.window > self.ttl:
+            self.kept[key] = reply
+            _add(self.kept_buckets, self.clock() + self.window, key)
+            while len(self.kept) > self.most:    # bounded whatever comes: the oldest second goes
+                for old in self.kept_buckets.popleft()[1]:
+                    self.kept.pop(old, None)
 
     def forget(self, key: bytes) -> None:
         """Drop a request that got no reply, so that its retransmission is handled afresh."""
         self.entries.pop(key, None)
 
     def expire(self) -> None:
-        """Remove entries older than the TTL."""
-        now = time.monotonic()
-        while self.buckets and self.buckets[0][0] <= now:
-            for key in self.buckets.popleft()[1]:
-                self.entries.pop(key, None)
+        """Remove entries older than their time to live."""
+        now = self.clock()
+        for buckets, entries in ((self.buckets, self.entries), (self.kept_buckets, self.kept)):
+            while buckets and buckets[0][0] <= now:
+                for key in buckets.popleft()[1]:
+                    entries.pop(key, None)
+
+
+def _add(buckets: deque[tuple[float, list[bytes]]], until: float, key: bytes) -> None:
+    expiry = float(int(until) + 1)
+    if not buckets or buckets[-1][0] != expiry:
+        buckets.append((expiry, []))
+    buckets[-1][1].append(key)
 
 
 class RateLimitedLog:

@@ -503,3 +503,19 @@ def test_staff_remove_accepts_the_email_as_it_was_added(cli, db_factory):
     removed = cli("staff", "remove", "Directora@Municipio.gob.mx")
     assert removed.code == 0, removed
     assert count(db_factory, "staff") == 0
+
+
+def test_nas_login_hosts(cli, db_factory, policies):
+    """Where a portal hand-off may go besides the NAS's IP (issue 11): set, checked, cleared."""
+    add_site(db_factory, policies)
+    added = cli("nas", "add", "ap-rb", "--site", "Parque Hidalgo", "--ip", "10.20.0.6", "--secret", GOOD_SECRET,
+                "--vendor", "mikrotik", "--login-hosts", "10.5.50.1, Hotspot.Lan")
+    assert added.code == 0, added
+    assert rows(db_factory, "SELECT login_hosts FROM nas") == [("10.5.50.1,hotspot.lan",)]
+    bad = cli("nas", "set", "ap-rb", "--login-hosts", "http://evil.example/")
+    changed = cli("nas", "set", "ap-rb", "--login-hosts", "10.5.50.1,10.5.50.1,login.lan")
+    assert_error(bad, "login host 'http://evil.example/' is not an IP address or a host name")
+    assert changed.code == 0 and "login_hosts changed" in changed.out, changed
+    assert rows(db_factory, "SELECT login_hosts FROM nas") == [("10.5.50.1,login.lan",)]
+    assert cli("nas", "set", "ap-rb", "--login-hosts", "").code == 0
+    assert rows(db_factory, "SELECT login_hosts FROM nas") == [(None,)]

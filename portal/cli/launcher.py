@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,10 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from portal.core import metrics
+from portal.core.lifeline import tied
+from portal.core.logs import ACCESS_FORMAT
 from portal.core.model import Nas
+from portal.core.portlock import check_free, hand_down, hold
 from portal.core.redisconn import serving_redis
 from portal.core.schema import upgrade
 from portal.core.settings import Settings, settings_env
@@ -32,7 +36,13 @@ def gunicorn_command(settings: Settings, workers: int = 2) -> list[str]:
     """
     return [sys.executable, "-P", "-m", "gunicorn", "--chdir", str(ROOT), "-k", "gthread",
             "--workers", str(workers), "--threads", "8", "--graceful-timeout", "10",
-            "--bind", f"{settings.portal_host}:{settings.portal_port}", "wsgi:app"]
+            "--bind", f"{settings.portal_host}:{settings.portal_port}",
+            # Its error and access logs through Conecta's formatter; the access log (off unless
+            # GUNICORN_CMD_ARGS turns it on) without addresses or queries.
+            "--logger-class", "portal.web.gunicorn_logging.OneLineLogger",
+            "--access-logformat", ACCESS_FORMAT,
+            # No control socket: its default, ~/.gunicorn/gunicorn.ctl, is one for every instance on the host.
+            "--no-control-socket", "wsgi:app"]
 
 
 def _banner(settings: Settings, engine: Engine, redis_url: str) -> None:
@@ -52,15 +62,16 @@ def _banner(settings: Settings, engine: Engine, redis_url: str) -> None:
 class Child:
     """A supervised child process, restarted (at most 5 times a minute) if it dies."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
-        self.name, self.argv, self.env, self.cwd = name, argv, env, cwd
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None,
+                 pass_fds: tuple[int, ...] = ()) -> None:
+        self.name, self.argv, self.env, self.cwd, self.pass_fds = name, argv, env, cwd, pass_fds
         self.proc: subprocess.Popen | None = None
         self.starts: list[float] = []
 
     def start(self) -> None:
         """Start (or restart) the process."""
         self.starts = [t for t in self.starts if time.monotonic() - t < 60] + [time.monotonic()]
-        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd)
+        self.proc = subprocess.Popen(tied(self.argv), env=self.env, cwd=self.cwd, pass_fds=self.pass_fds)
 
     def check(self) -> bool:
         """Restart a dead child; False when it keeps dying."""
@@ -83,8 +94,29 @@ class Child:
                 self.proc.wait()
 
 
+def serve_one(argv: list[str], env: dict[str, str], cwd: Path) -> int:
+    """Run one child (tied to this process) until it exits; SIGINT or SIGTERM here stops it gracefully."""
+    proc = subprocess.Popen(tied(argv), env=env, cwd=cwd)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: proc.terminate())
+    return proc.wait()
+
+
+def take_ports(settings: Settings) -> dict[str, socket.socket | None]:
+    """This instance's ports, locked host-wide (PortInUseError, at once, when another Conecta or program has one)."""
+    ports = (("tcp", settings.portal_host, settings.portal_port, "portal"),
+             ("udp", settings.radius_host, settings.radius_auth_port, "RADIUS auth"),
+             ("udp", settings.radius_host, settings.radius_acct_port, "RADIUS accounting"))
+    locks = {f"{kind}-{port}": hold(kind, port, what) for kind, _, port, what in ports}
+    for kind, host, port, what in ports:
+        check_free(kind, host, port, what)
+    return locks
+
+
 def run_all(settings: Settings, engine: Engine) -> int:
     """Run until SIGINT/SIGTERM; return the exit status."""
+    locks = take_ports(settings)       # before anything starts: a second instance stops here
+    radius_locks, radius_fds = hand_down({k: v for k, v in locks.items() if k.startswith("udp")})
     upgrade(engine)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
@@ -93,7 +125,8 @@ def run_all(settings: Settings, engine: Engine) -> int:
     metrics.serve(settings)
     with serving_redis(settings) as url:
         env = {**os.environ, **settings_env(settings), "CONECTA_REDIS_URL": url}
-        children = [Child("radius", [sys.executable, "-P", "-m", "portal", "radius"], env),
+        children = [Child("radius", [sys.executable, "-P", "-m", "portal", "radius"], {**env, **radius_locks},
+                          pass_fds=radius_fds),
                     Child("monitor", [sys.executable, "-P", "-m", "portal", "monitor"], env),
                     Child("portal", gunicorn_command(settings), env, cwd=ROOT)]
         for child in children:

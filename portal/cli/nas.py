@@ -40,6 +40,10 @@ def probe_words(probe: str, ip: str) -> str:
             "http": f"an HTTP request for {spec.url}", "none": "not probed"}[spec.kind]
 
 
+LOGIN_HOSTS_HELP = ("hosts of its login page besides its IP, comma-separated (e.g. CoovaChilli's uamip 10.1.0.1 "
+                    "without a uam secret, MikroTik's hotspot address): the only ones a portal hand-off may go to")
+
+
 @click.group()
 def nas() -> None:
     """Access points and gateways allowed to talk RADIUS."""
@@ -59,12 +63,13 @@ def nas() -> None:
 @click.option("--nas-identifier", help=IDENTIFIER_HELP)
 @click.option("--octets-direction", type=click.Choice(OCTETS_DIRECTIONS), help=DIRECTION_HELP)
 @click.option("--probe", default="icmp", show_default=True, help=probes.PROBE_HELP)
+@click.option("--login-hosts", help=LOGIN_HOSTS_HELP)
 @click.pass_obj
 def add(c, name, site, ip, secret, vendor, coa_port, uam_secret, require_ma, nas_identifier,  # noqa: ANN001
-        octets_direction, probe) -> None:
+        octets_direction, probe, login_hosts) -> None:
     """Add a NAS."""
     spec = sites.NasSpec(name, site, ip, secret, vendor, coa_port, uam_secret, require_ma == "yes",
-                         nas_identifier, octets_direction)
+                         nas_identifier, octets_direction, login_hosts)
     with c.db() as db:
         row, warnings = sites.add_nas(db, spec, c.settings.production)
         probes.set_probe(db, name, probe)
@@ -84,12 +89,14 @@ def add(c, name, site, ip, secret, vendor, coa_port, uam_secret, require_ma, nas
 @click.option("--probe", help=probes.PROBE_HELP)
 @click.option("--uam-secret", help="the captive portal's shared secret (CoovaChilli's HS_UAMSECRET); '' removes it")
 @click.option("--require-message-authenticator", "require_ma", type=click.Choice(["yes", "no"]))
+@click.option("--login-hosts", help=LOGIN_HOSTS_HELP + "; '' removes them")
 @click.pass_obj
 def set_(c, name: str, nas_identifier: str | None, octets_direction: str | None,  # noqa: ANN001
-         coa_port: int | None, probe: str | None, uam_secret: str | None, require_ma: str | None) -> None:
+         coa_port: int | None, probe: str | None, uam_secret: str | None, require_ma: str | None,
+         login_hosts: str | None) -> None:
     """Change a NAS (what is not given stays)."""
     change = sites.NasChange(nas_identifier, octets_direction, coa_port, probe, uam_secret,
-                             None if require_ma is None else require_ma == "yes")
+                             None if require_ma is None else require_ma == "yes", login_hosts)
     with c.db() as db:
         changed = sites.update_nas(db, name, change, c.settings.production)
         commit_or_explain(db)

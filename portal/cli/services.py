@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
 
 import click
 from sqlalchemy import select
 
 from portal.cli.context import Context, pass_ctx
-from portal.cli.launcher import ROOT, gunicorn_command, run_all
+from portal.cli.launcher import ROOT, gunicorn_command, run_all, serve_one
 from portal.core import metrics, sites
 from portal.core.db import commit_or_explain
 from portal.core.model import Nas, Site
+from portal.core.portlock import check_free, hold
 from portal.core.redisconn import serving_redis
 from portal.core.schema import upgrade
 from portal.core.settings import settings_env
@@ -76,7 +76,9 @@ def radius(c: Context, workers: int | None) -> None:
 @pass_ctx
 def portal(c: Context, workers: int) -> None:
     """The portal alone under gunicorn (gthread workers)."""
+    lock = hold("tcp", c.settings.portal_port, "portal")   # noqa: F841 - held until this process exits
+    check_free("tcp", c.settings.portal_host, c.settings.portal_port, "portal")
     metrics.enable(c.settings)       # gunicorn's workers inherit where to write their metrics
     with serving_redis(c.settings) as url:
         env = {**os.environ, **settings_env(c.settings), "CONECTA_REDIS_URL": url}
-        sys.exit(subprocess.call(gunicorn_command(c.settings, workers), env=env, cwd=ROOT))
+        sys.exit(serve_one(gunicorn_command(c.settings, workers), env, ROOT))

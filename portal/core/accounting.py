@@ -14,6 +14,7 @@ a new session's Start differs from the old one's only there, and a retransmissio
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session as DbSession
 from portal.core import bulk
 from portal.core.model import AcctRecord, Session, UsageDaily, UsageMonthly, User
 
+log = logging.getLogger("conecta.accounting")
 STATUSES = {1: "start", 2: "stop", 3: "interim", 7: "on", 8: "off"}
 # The figures of both rollups, in the order BatchResult.usage keeps them.
 FIGURES = ("sessions", "seconds", "bytes_down", "bytes_up", "slow_sessions", "slow_bytes")
@@ -152,7 +154,20 @@ def generation_of(e: AcctEvent, latest: dict | None) -> int:
     return latest["generation"] + 1 if other_device or began_after else latest["generation"]
 
 
+def _late(e: AcctEvent, s: dict) -> bool:
+    """True for an Interim-Update or a second Stop of a session that stopped: its totals are final (a
+    session closed only for going silent, "Stale", still takes what its NAS reports)."""
+    if e.status == "start" or s["is_open"] or s["terminate_cause"] == "Stale":
+        return False
+    if e.seconds > s["seconds"] or e.bytes_in > s["bytes_in"] or e.bytes_out > s["bytes_out"]:
+        log.warning("%s for NAS %d session %s after its Stop, with higher counters: not charged",
+                    e.status, e.nas_id, e.session_id)
+    return True
+
+
 def _apply_session_event(e: AcctEvent, s: dict, created: bool, result: BatchResult) -> None:
+    if not created and _late(e, s):
+        return
     if not created and s["user_id"] is None and e.user_id is not None:
         s["user_id"] = e.user_id
     if e.status == "start" and s["start_key"] is None:

@@ -70,24 +70,33 @@ def safe_url(value: str | None) -> str | None:
     return value
 
 
-def _host_allowed(host: str | None, nas: NasView) -> bool:
-    """Credentials only go to the NAS itself, a private address, or a host the operator listed."""
+def _host_allowed(host: str | None, nas: NasView, signed: bool = False) -> bool:
+    """Credentials only go to the NAS's own address or a login host the operator registered for it
+    (`conecta nas set NAME --login-hosts …`): an unsigned redirect could name any other host. A signed
+    one (CoovaChilli's md) may also name a private address: its hotspot address, which it vouches for."""
     if not host:
         return False
-    if host == nas.ip or host in nas.login_hosts:
-        return True
     try:
         addr = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return False
-    return addr.is_private or addr.is_loopback or addr.is_link_local
+        return host.lower() in nas.login_hosts
+    if str(addr) == nas.ip or str(addr) in nas.login_hosts:
+        return True
+    return signed and (addr.is_private or addr.is_loopback or addr.is_link_local)
 
 
-def _login_url(value: str | None, nas: NasView) -> str:
+def _login_url(value: str | None, nas: NasView, signed: bool = False) -> str:
+    """The URL the hand-off goes to; `signed`: the NAS vouched for it (CoovaChilli's md)."""
     url = safe_url(value)
-    if url is None or not _host_allowed(urlsplit(url).hostname, nas):
-        raise ArrivalError("login URL missing, malformed or pointing outside the access point")
+    if url is None or not _host_allowed(urlsplit(url).hostname, nas, signed):
+        raise ArrivalError("login URL missing, malformed or on a host not registered for the access point")
     return url
+
+
+def allowed_destination(url: str | None, hosts: tuple[str, ...]) -> bool:
+    """True when `url` is on one of `hosts` (or a subdomain): only there is a citizen sent after logging in."""
+    host = (urlsplit(url).hostname or "") if url else ""
+    return bool(host) and any(host == h or host.endswith("." + h) for h in hosts)
 
 
 def _host(value: str) -> str:
@@ -151,7 +160,9 @@ def _coova(args: Mapping[str, str], nas: NasView, raw_urls: list[str]) -> Arriva
         if not md or not any(verify_md(b, md, nas.uam_secret) for b in befores):
             raise ArrivalError("CoovaChilli md missing or wrong")
     host = _host(uamip)
-    base = _login_url(f"http://{f'[{host}]' if ':' in host else host}:{int(uamport)}/", nas).rstrip("/")
+    # With a uam secret the md above proves the NAS wrote uamip (its hotspot address, not its uplink).
+    base = _login_url(f"http://{f'[{host}]' if ':' in host else host}:{int(uamport)}/", nas,
+                      signed=bool(nas.uam_secret)).rstrip("/")
     return Arrival("coova", nas.id, nas.site_id, _mac(args.get("mac")), _client_ip(args.get("ip")),
                    safe_url(args.get("userurl")), base, challenge.lower() or None, logout_url=f"{base}/logoff",
                    result=res if res in COOVA_RESULTS else None)
@@ -253,10 +264,12 @@ class HandOff:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-def handoff(arrival: Arrival, username: str, password: str, uam_secret: str | None) -> HandOff:
-    """The NAS-specific way to log in with a one-time credential."""
-    dst = arrival.userurl or ""
+def handoff(arrival: Arrival, username: str, password: str, uam_secret: str | None, onward: str = "") -> HandOff:
+    """The NAS-specific way to log in with a one-time credential; `onward` is where the NAS sends the
+    browser afterwards (CoovaChilli sends it back to the portal, with the page it had asked for)."""
+    dst = onward
     if arrival.vendor == "coova":
+        dst = arrival.userurl or ""
         challenge = bytes.fromhex(arrival.challenge or "")
         if uam_secret:
             challenge = hashlib.md5(challenge + uam_secret.encode(), usedforsecurity=False).digest()

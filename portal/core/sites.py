@@ -144,6 +144,27 @@ class NasSpec:
     require_message_authenticator: bool = True
     nas_identifier: str | None = None     # the name it gives itself (CoovaChilli's HS_NASID)
     octets_direction: str | None = None   # None: what the vendor does out of the box
+    login_hosts: str | None = None        # hosts of its login page besides its IP (portal hand-offs)
+
+
+HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def check_login_hosts(value: str | None) -> str | None:
+    """The hosts (IP addresses or DNS names, comma- or space-separated) where an access point's login page
+    may be, besides its own IP; normalised, or InputError."""
+    hosts = []
+    for item in (value or "").replace(",", " ").split():
+        try:
+            hosts.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            if not HOST_NAME.fullmatch(item.lower()):
+                raise InputError(f"login host {item!r} is not an IP address or a host name") from None
+            hosts.append(item.lower())
+    joined = ",".join(dict.fromkeys(hosts))
+    if len(joined) > 255:
+        raise InputError("login hosts: at most 255 characters together")
+    return joined or None
 
 
 def _check_identifier(db: DbSession, identifier: str | None, nas_id: int | None) -> str | None:
@@ -200,7 +221,8 @@ def add_nas(db: DbSession, spec: NasSpec, production: bool) -> tuple[Nas, list[s
               coa_port=spec.coa_port, uam_secret=spec.uam_secret,
               require_message_authenticator=spec.require_message_authenticator,
               nas_identifier=_check_identifier(db, spec.nas_identifier, None),
-              octets_direction=_check_direction(spec.octets_direction or default_octets_direction(spec.vendor)))
+              octets_direction=_check_direction(spec.octets_direction or default_octets_direction(spec.vendor)),
+              login_hosts=check_login_hosts(spec.login_hosts))
     db.add(nas)
     db.flush()
     return nas, warnings
@@ -217,6 +239,7 @@ class NasChange:
     probe: str | None = None              # icmp | tcp:PORT | http:URL | none (portal/core/probes.py)
     uam_secret: str | None = None         # '' removes it
     require_message_authenticator: bool | None = None
+    login_hosts: str | None = None        # '' clears them
 
 
 def update_nas(db: DbSession, name: str, change: NasChange, production: bool = False) -> list[str]:
@@ -240,6 +263,8 @@ def update_nas(db: DbSession, name: str, change: NasChange, production: bool = F
         new["uam_secret"] = change.uam_secret or None
     if change.require_message_authenticator is not None:
         new["require_message_authenticator"] = change.require_message_authenticator
+    if change.login_hosts is not None:
+        new["login_hosts"] = check_login_hosts(change.login_hosts)
     changed = [field for field, value in new.items() if getattr(nas, field) != value]
     for field in changed:
         setattr(nas, field, new[field])

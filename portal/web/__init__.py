@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask import Flask, render_template, request
+from flask.logging import default_handler
 from flask_babel import Babel, get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
@@ -64,6 +65,9 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
         BABEL_DEFAULT_LOCALE="es",
         CONECTA=settings,
     )
+    # Flask's own handler formats without escaping: the portal logs through the root logger's
+    # (portal/core/logs.py), so no request path or header can forge a line.
+    app.logger.removeHandler(default_handler)
     extensions.init_app(app, settings, clock)
     Babel(app, locale_selector=select_locale)
     app.jinja_env.globals.update(get_locale=get_locale, tz_name=settings.timezone)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
+import redis
 from flask import Flask, Response, abort, current_app, request, session
+from flask_limiter import RequestLimit
 from flask_limiter.util import get_remote_address
 
+from portal.core import refusals
 from portal.core.settings import Settings
-from portal.web.extensions import limiter, redis_url
+from portal.web.extensions import limiter, now, redis_client, redis_url, settings
+
+log = logging.getLogger("conecta.portal")
 
 MAX_QUERY = 4096
 CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
@@ -41,9 +47,36 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.config["RATELIMIT_HEADERS_ENABLED"] = False   # they cost two Redis commands per request
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1}
     app.config["RATELIMIT_SWALLOW_ERRORS"] = True   # Redis down: serve citizens, don't 500
+    app.config["RATELIMIT_ON_BREACH_CALLBACK"] = breached
+    # Its own line for each refused request names the key (a username, a MAC, an address): ours instead.
+    logging.getLogger("flask-limiter").setLevel(logging.WARNING)
     limiter.init_app(app)
     app.before_request(_check_request)
     app.after_request(_headers)
+    app.after_request(count_refusal)
+
+
+def breached(limit: RequestLimit) -> None:
+    """Log a rate-limit breach once per limit, key and window: the limit and what it counts, never
+    the key itself (a username, a MAC or an address) nor anything the request carried."""
+    per = "account" if "/account:" in limit.key else "device" if "/mac:" in limit.key else "address"
+    try:
+        if refusals.first_breach(redis_client(), limit.key, int(limit.limit.get_expiry())):
+            log.warning("rate limit %s per %s reached on %s %s; refused until the window ends", limit.limit, per,
+                        request.method, request.path)
+    except redis.RedisError as exc:
+        log.warning("rate limit reached on %s (not recorded: %s)", request.path, type(exc).__name__)
+
+
+def count_refusal(response: Response) -> Response:
+    """Count refused citizen sign-ins (a wrong PIN, a rate limit) per local day, for the console."""
+    reason = "limited" if response.status_code == 429 else "wrong" if response.status_code == 400 else None
+    if reason and request.method == "POST" and (request.path, reason) in refusals.COUNTED:
+        try:
+            refusals.count(redis_client(), now().astimezone(settings().tz).date(), request.path, reason)
+        except redis.RedisError as exc:
+            log.warning("refusal not counted: %s", type(exc).__name__)
+    return response
 
 
 def _check_request() -> None:
@@ -59,7 +92,7 @@ def _check_request() -> None:
         except ValueError:  # not even a URL
             foreign = True
         if foreign:
-            current_app.logger.warning("POST refused: foreign Origin on %s", request.path)
+            current_app.logger.warning("POST refused: foreign Origin %r on %s", origin[:200], request.path)
             abort(400)
 
 

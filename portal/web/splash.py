@@ -11,10 +11,18 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import or_, select
 
 from portal.core import credentials, people
-from portal.core.arrival import COOVA_ONLINE, Arrival, ArrivalError, NasView, handoff, parse_arrival
+from portal.core.arrival import (
+    COOVA_ONLINE,
+    Arrival,
+    ArrivalError,
+    NasView,
+    allowed_destination,
+    handoff,
+    parse_arrival,
+)
 from portal.core.model import AGE_BANDS, GENDERS, Nas, Site, User
 from portal.web.cache import expiring
-from portal.web.extensions import db, limiter, now, redis_client
+from portal.web.extensions import db, limiter, now, redis_client, settings
 from portal.web.security import account_key, failed, ip_limit, mac_key
 
 bp = Blueprint("splash", __name__)
@@ -118,16 +126,24 @@ def index() -> Response | tuple[str, int]:
     return _page(current_arrival())
 
 
+def _onward(arrival: Arrival) -> str:
+    """Where the access point sends the browser after the login: the page asked for when its host is on
+    the allowlist, else the status page (where it is a link): no open redirect through the NAS."""
+    if allowed_destination(arrival.userurl, settings().redirect_hosts):
+        return arrival.userurl or ""
+    return url_for("status.index", back=1, _external=True)
+
+
 def _go_online(user: User) -> Response | tuple[str, int]:
     arrival = current_arrival()
     if arrival is None:
         return _page(None, _("Abre esta página desde la red Wi-Fi del municipio para conectarte."), 400)
     if arrival.vendor == "opennds":
-        return redirect(handoff(arrival, "", "", None).url)
+        return redirect(handoff(arrival, "", "", None, _onward(arrival)).url)
     if arrival.vendor == "coova" and not arrival.challenge:   # chilli said success or already: online
         return redirect(url_for("status.index"))
     username, password = credentials.issue(redis_client(), user.id, arrival.nas_id, arrival.mac)
-    target = handoff(arrival, username, password, _uam_secret(arrival.nas_id) or None)
+    target = handoff(arrival, username, password, _uam_secret(arrival.nas_id) or None, _onward(arrival))
     if target.method == "GET":
         return redirect(target.url)
     return render_template("handoff.html", target=target), 200

@@ -13,6 +13,7 @@ from sqlalchemy.orm import sessionmaker
 
 from policies import Policy
 from portal.core import alerts, people, quota
+from portal.core.arrival import allowed_destination
 from portal.core.model import FAULT_CATEGORIES, FaultReport, Session, Site, User
 from portal.web.estado import since_text
 from portal.web.extensions import db, limiter, now, policies, redis_client, settings
@@ -44,16 +45,21 @@ def standing_of(user: User, site_id: int | None) -> quota.Standing | None:
 
 
 @bp.get("/status")
-def index() -> str:
+def index() -> str | Response:
     """Time and data left today and this month, the policy in words, and what to do next."""
     user = current_person()
     arrival = current_arrival()
     standing = standing_of(user, arrival.site_id if arrival else None) if user else None
     left = quota.left(standing.policy, standing.usage) if standing else None
     known = alerts.site_down_since(db.session, arrival.site_id) if arrival else None
-    online = bool(session.pop("online", False)) and arrival is not None   # just back from the access point
-    # The page they asked for before the portal: a link, never a redirect (no open redirect).
+    # Just back from the access point: CoovaChilli's res=success, or the `onward` of a hand-off.
+    back = bool(session.pop("online", False)) or request.args.get("back") == "1"
+    online = back and arrival is not None
+    # The page they asked for before the portal: a link, never a redirect (no open redirect), unless
+    # its host is on CONECTA_REDIRECT_ALLOWLIST.
     onward = arrival.userurl if online and arrival.userurl else None
+    if onward and allowed_destination(onward, settings().redirect_hosts):
+        return redirect(onward)
     return render_template("status.html", person=user, arrival=arrival, standing=standing, left=left,
                            categories=FAULT_CATEGORIES, sent=request.args.get("sent"),
                            known_since=since_text(known) if known else None, online=online,

@@ -67,7 +67,8 @@ def test_mikrotik_citizen_with_javascript(context_factory, portal, mikrotik):
     page.goto(mikrotik.origin("/mapa"))
     assert page.url.startswith(portal.url + "?mac=")
     register_in(page, gender="Prefiero no decir", age="60 años o más", community=None)
-    page.wait_for_url(mikrotik.origin("/mapa"))         # handoff.js posted the form by itself
+    page.wait_for_url(portal.url + "status?back=1")     # handoff.js posted the form; the router sent it back
+    assert page.get_by_role("link", name=re.compile("127.0.0.1")).get_attribute("href") == mikrotik.origin("/mapa")
     assert [a.accepted for a in mikrotik.auth_log] == [True]
     assert mikrotik.posts[0]["password"] != ""          # the CHAP answer, not the credential itself
     assert mikrotik.account("Start") == 5
@@ -92,7 +93,7 @@ def test_without_javascript_at_320_px(context_factory, portal, mikrotik, coova):
     assert no_horizontal_scroll(page)
     assert mikrotik.auth_log == []                      # nothing happens by itself without JavaScript
     page.get_by_role("button", name="Continuar").click()
-    page.wait_for_url(mikrotik.origin())
+    page.wait_for_url(portal.url + "status?back=1")     # back to the portal: the page asked for is a link
     assert [a.accepted for a in mikrotik.auth_log] == [True]
     for path in ("status", "my-data", "terms", "privacy", "no-such-page"):
         page.goto(portal.url + path)

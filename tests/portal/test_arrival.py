@@ -32,6 +32,7 @@ from tests.support.web import page
 
 FRIENDLY = "No pudimos reconocer el punto de acceso"
 ELSEWHERE = {"REMOTE_ADDR": "192.0.2.9"}     # a client address that is no registered NAS
+ONWARD = "http://localhost/status?back=1"   # where access points send the browser after a login
 
 
 def test_coova_arrival_registration_and_chap_handoff(client, redis_client, fleet_ids, db_factory):
@@ -88,12 +89,13 @@ def test_mikrotik_arrival_chap_handoff_accepted_by_radius(client, mikrotik, redi
     assert '<button type="submit">' in html            # works without JavaScript
     action, fields = handoff_form(html)
     assert action == mikrotik.base + "/login"
-    assert set(fields) == {"username", "password", "dst", "popup"} and fields["dst"] == mikrotik.origin()
+    # Back to the status page after the login (the page asked for is a link there): no redirect through the NAS.
+    assert set(fields) == {"username", "password", "dst", "popup"} and fields["dst"] == ONWARD
     chap_id, challenge = mikrotik.chap[mikrotik.mac]
     expected = hashlib.md5(chap_id + otc(redis_client, fields["username"])["p"].encode() + challenge).hexdigest()
     assert fields["password"] == expected
     status, headers, _ = fetch("POST", action, fields)
-    assert status == 302 and headers["Location"] == mikrotik.origin()
+    assert status == 302 and headers["Location"] == ONWARD
     assert [a.accepted for a in mikrotik.auth_log] == [True]
 
 
@@ -121,7 +123,7 @@ def test_other_access_points_parse_and_hand_off(client, redis_client, fleet_ids,
         assert resp.status_code == 302
         target = urlsplit(resp.headers["Location"])
         assert target.netloc == "10.9.0.3:2050" and target.path == "/opennds_auth/"
-        assert parse_qs(target.query) == {"tok": ["a1b2c3d4e5"], "redir": ["http://example.org/"]}
+        assert parse_qs(target.query) == {"tok": ["a1b2c3d4e5"], "redir": [ONWARD]}
         return
     action, fields = handoff_form(page(resp))
     if kind.startswith("pfsense"):
@@ -132,7 +134,7 @@ def test_other_access_points_parse_and_hand_off(client, redis_client, fleet_ids,
     else:
         assert action == "http://10.9.0.5/login"
         record = otc(redis_client, fields["username"])
-        assert fields["password"] == record["p"] and fields["dst"] == "http://example.org/"
+        assert fields["password"] == record["p"] and fields["dst"] == ONWARD
         assert record["n"] == fleet_ids["generic"] and record["m"] == "aa:bb:cc:00:00:07"
 
 
@@ -216,6 +218,6 @@ def test_link_orig_is_only_http_and_never_reflected(app):
         client = app.test_client()
         resp = client.get(mikrotik_url(login="http://127.0.0.1:9/login", dst=bad, mac=f"AA:BB:CC:00:04:{i:02X}"))
         html = page(register(client, page(resp)))
-        if "<script>alert" in html or "javascript:" in html.lower() or handoff_form(html)[1]["dst"] != "":
+        if "<script>alert" in html or "javascript:" in html.lower() or handoff_form(html)[1]["dst"] != ONWARD:
             wrong.append(bad)
     assert wrong == []

@@ -172,7 +172,7 @@ REFUSALS_LOGGED = [
     ("conecta.portal", "access point redirect refused: CoovaChilli md missing or wrong"),
     ("flask_wtf.csrf", "The CSRF token is invalid."),
     ("flask_wtf.csrf", "The CSRF token is missing."),
-    ("conecta", "POST refused: foreign Origin on /register"),
+    ("conecta", "POST refused: foreign Origin 'http://evil.example' on /register"),
 ]
 
 

@@ -96,6 +96,7 @@ class Service:
     auth_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
     acct_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
     metrics_port: int = field(default_factory=free_port)
+    extra: dict[str, str] = field(default_factory=dict)     # more variables for `conecta`
 
     @property
     def url(self) -> str:
@@ -108,7 +109,7 @@ class Service:
                          CONECTA_RADIUS_HOST="127.0.0.1", CONECTA_PORTAL_PORT=str(self.portal_port),
                          CONECTA_RADIUS_AUTH_PORT=str(self.auth_port),
                          CONECTA_RADIUS_ACCT_PORT=str(self.acct_port), CONECTA_METRICS_PORT=str(self.metrics_port),
-                         CONECTA_MONITOR_INTERVAL="3")
+                         CONECTA_MONITOR_INTERVAL="3", **self.extra)
 
 
 def init_demo(conecta: Path, workdir: Path, service: Service) -> str:

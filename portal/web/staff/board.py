@@ -6,11 +6,12 @@ import re
 from collections import Counter
 from datetime import datetime
 
+import redis
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from policies.messages import N_
-from portal.core import board
+from portal.core import board, refusals
 from portal.core.errors import InputError
 from portal.core.macs import pseudonym
 from portal.core.model import (
@@ -24,7 +25,7 @@ from portal.core.model import (
     Site,
     utcnow,
 )
-from portal.web.extensions import db, disconnector, policies, redis_client, settings
+from portal.web.extensions import db, disconnector, now, policies, redis_client, settings
 from portal.web.staff.access import record, role
 
 bp = Blueprint("board", __name__)
@@ -125,11 +126,15 @@ def update_fault(fault_id: int) -> Response:
 @bp.get("/audit")
 @role("admin")
 def audit() -> str:
-    """The audit log, newest first."""
+    """The audit log, newest first, after the citizens' refused sign-ins of the last days."""
     rows = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(500)).all()
     asked = {r.id: int(m.group(1)) for r in rows if r.action == "disconnect" and (m := REQUEST.search(r.target or ""))}
     results = dict(db.session.execute(select(Disconnect.id, Disconnect.result)
                                       .where(Disconnect.id.in_(list(asked.values())))).all())
     # The NAS's answer to a disconnect (it arrives after the entry is written): pending, ack, nak, timeout...
     answers = {entry: results.get(request_id) or "pending" for entry, request_id in asked.items()}
-    return render_template("staff/audit.html", rows=rows, answers=answers)
+    try:
+        refused = refusals.recent(redis_client(), now().astimezone(settings().tz).date())
+    except redis.RedisError:
+        refused = None
+    return render_template("staff/audit.html", rows=rows, answers=answers, refused=refused)

@@ -161,7 +161,8 @@ def _nas_change() -> sites.NasChange:
     require = request.form.get("require_message_authenticator")
     return sites.NasChange(request.form.get("nas_identifier"), request.form.get("octets_direction") or None,
                            _port(request.form.get("coa_port")), request.form.get("probe"), uam,
-                           None if require not in ("yes", "no") else require == "yes")
+                           None if require not in ("yes", "no") else require == "yes",
+                           request.form.get("login_hosts"))
 
 
 def _port(text: str | None) -> int | None:
