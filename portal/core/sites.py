@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -132,13 +133,41 @@ class NasSpec:
     name: str
     site: str
     ip: str
-    secret: str
+    secret: str | None
     vendor: str
     coa_port: int = 3799
     uam_secret: str | None = None
     require_message_authenticator: bool = True
     nas_identifier: str | None = None     # the name it gives itself (CoovaChilli's HS_NASID)
     octets_direction: str | None = None   # None: what the vendor does out of the box
+    fas_level: int | None = None          # openNDS: fas_secure_enabled (0-3)
+    faskey: str | None = None             # openNDS: its faskey (also signs its BinAuth reports)
+
+
+FAS_LEVELS = (0, 1, 2, 3)
+FASKEY = re.compile(r"[A-Za-z0-9]{8,32}")
+
+
+def check_fas(vendor: str, level: int | None, faskey: str | None, production: bool) -> list[str]:
+    """An openNDS gateway needs its FAS level and faskey; level 0 (the token in clear) only when asked
+    for, and never in production. Other vendors take neither."""
+    if vendor != "opennds":
+        if level is not None or faskey:
+            raise InputError("--fas-level and --faskey are for openNDS gateways only (--vendor opennds)")
+        return []
+    if level not in FAS_LEVELS:
+        raise InputError("an openNDS gateway needs --fas-level 1, 2 or 3 (its fas_secure_enabled; 0 only "
+                         "explicitly, never in production)")
+    if not faskey or not FASKEY.fullmatch(faskey):
+        raise InputError("an openNDS gateway needs --faskey: 8 to 32 letters and digits, the same as its "
+                         "faskey (it also signs the gateway's usage reports)")
+    warnings = check_secret(faskey, production, "faskey")
+    if level == 0:
+        if production:
+            raise InputError("FAS level 0 sends the client's token in clear; refused in production (use 2 or 3)")
+        warnings.append("FAS level 0 sends the client's token in clear: use it only for a test (refused in "
+                        "production)")
+    return warnings
 
 
 def _check_identifier(db: DbSession, identifier: str | None, nas_id: int | None) -> str | None:
@@ -172,7 +201,12 @@ def add_nas(db: DbSession, spec: NasSpec, production: bool) -> tuple[Nas, list[s
         raise InputError(f"unknown vendor {spec.vendor!r} (use {' | '.join(VENDORS)})")
     if not 0 <= spec.coa_port <= 65535:   # 0: the NAS takes no RFC 5176 requests
         raise InputError(f"CoA port {spec.coa_port} is not a port number (0: the NAS takes no CoA)")
-    warnings = check_secret(spec.secret, production)
+    warnings = check_fas(spec.vendor, spec.fas_level, spec.faskey, production)
+    if spec.vendor == "opennds" and not spec.secret:   # it never speaks RADIUS: nobody may with its address
+        spec.secret = secrets.token_hex(16)
+    if not spec.secret:
+        raise InputError("--secret is required (the RADIUS shared secret, at least 16 characters)")
+    warnings += check_secret(spec.secret or "", production)
     if spec.uam_secret is not None:
         warnings += check_secret(spec.uam_secret, production, "UAM secret")
     if db.scalar(select(Nas.id).where(Nas.name == spec.name)):
@@ -185,7 +219,8 @@ def add_nas(db: DbSession, spec: NasSpec, production: bool) -> tuple[Nas, list[s
               coa_port=spec.coa_port, uam_secret=spec.uam_secret,
               require_message_authenticator=spec.require_message_authenticator,
               nas_identifier=_check_identifier(db, spec.nas_identifier, None),
-              octets_direction=_check_direction(spec.octets_direction or default_octets_direction(spec.vendor)))
+              octets_direction=_check_direction(spec.octets_direction or default_octets_direction(spec.vendor)),
+              fas_level=spec.fas_level, faskey=spec.faskey)
     db.add(nas)
     db.flush()
     return nas, warnings
@@ -200,9 +235,21 @@ class NasChange:
     octets_direction: str | None = None
     coa_port: int | None = None
     probe: str | None = None              # icmp | tcp:PORT | http:URL | none (portal/core/probes.py)
+    fas_level: int | None = None          # openNDS
+    faskey: str | None = None
 
 
-def update_nas(db: DbSession, name: str, change: NasChange) -> list[str]:
+def _fas_change(nas: Nas, change: NasChange, production: bool) -> dict:
+    """The FAS level and faskey after a change, checked together."""
+    if change.fas_level is None and change.faskey is None:
+        return {}
+    level = nas.fas_level if change.fas_level is None else change.fas_level
+    faskey = change.faskey or nas.faskey
+    check_fas(nas.vendor, level, faskey, production)
+    return {"fas_level": level, "faskey": faskey}
+
+
+def update_nas(db: DbSession, name: str, change: NasChange, production: bool = False) -> list[str]:
     """Change a NAS (every field checked before any is set); return the names of the fields that
     changed. The caller commits."""
     nas = db.scalar(select(Nas).where(Nas.name == name))
@@ -219,6 +266,7 @@ def update_nas(db: DbSession, name: str, change: NasChange) -> list[str]:
         new["coa_port"] = change.coa_port
     if change.probe is not None:
         new["probe"] = str(probes.parse_probe(change.probe, nas.ip))
+    new.update(_fas_change(nas, change, production))
     changed = [field for field, value in new.items() if getattr(nas, field) != value]
     for field in changed:
         setattr(nas, field, new[field])
