@@ -1,7 +1,7 @@
 """Usage reported by an openNDS gateway's BinAuth script (contrib/opennds/conecta-binauth.sh).
 
 Each report is one form-encoded line signed with HMAC-SHA256 under the gateway's faskey:
-`gw=…&method=…&mac=…&ip=…&tok=…&in=…&out=…&start=…&end=…&sig=<hex>`; the signature covers every
+`gw=…&method=…&mac=…&ip=…&tok=…&down=…&up=…&start=…&end=…&sig=<hex>`; the signature covers every
 byte before `&sig=`. A session is the gateway and the client's token (Acct-Session-Id); `*_auth`
 methods start it, `*_deauth` methods stop it with openNDS's exact byte counts. Reports become the
 same accounting records RADIUS brings (portal/core/accounting.py): stored under a digest, so a
@@ -85,8 +85,8 @@ def read(fields: dict[str, str]) -> Report:
         raise ReportError("report method unknown")
     if mac is None or not re.fullmatch(r"[0-9A-Za-z]{4,64}", token):
         raise ReportError("report mac or token malformed")
-    return Report(fields.get("gw", ""), method, mac, token, fields.get("ip") or None, _number(fields, "in"),
-                  _number(fields, "out"), _number(fields, "start"), _number(fields, "end"))
+    return Report(fields.get("gw", ""), method, mac, token, fields.get("ip") or None, _number(fields, "up"),
+                  _number(fields, "down"), _number(fields, "start"), _number(fields, "end"))
 
 
 def event(report: Report, nas_id: int, site_id: int, user_id: int | None, username: str, tz: ZoneInfo,

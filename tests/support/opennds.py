@@ -13,7 +13,6 @@ leaves the namespaces; `close()` removes them all.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -39,7 +38,8 @@ def opennds_unavailable() -> str | None:
         return reason
     missing = [tool for tool in NEEDED if shutil.which(tool) is None]
     if missing or not LIBRARY.exists():
-        return f"openNDS and its tools are not installed ({', '.join(missing) or LIBRARY}); `make test` as root installs them"
+        return (f"openNDS and its tools are not installed ({', '.join(missing) or LIBRARY}); "
+                "`make test` as root installs them")
     return None
 
 
@@ -209,13 +209,13 @@ def opennds_conf(level: int, portal_ip: str, portal_port: int, faskey: str, gate
                  binauth: str | None = None) -> str:
     """An opennds.conf for FAS `level` pointing at the portal."""
     lines = [
-        f"GatewayInterface ndslan", f"GatewayName {gatewayname}", "GatewayPort 2050",
+        "GatewayInterface ndslan", f"GatewayName {gatewayname}", "GatewayPort 2050",
         f"fasport {portal_port}", f"fasremoteip {portal_ip}", "faspath /", f"fas_secure_enabled {level}",
-        f"faskey {faskey}", "gatewayfqdn disable", "checkinterval 5", "login_option_enabled 0",
+        f"faskey {faskey}", "gatewayfqdn disable", "dhcp_default_url_enable 0", "checkinterval 5",
     ]
     if binauth:
         lines.append(f"binauth {binauth}")
     rules = ("FirewallRuleSet preauthenticated-users {\n}\nFirewallRuleSet authenticated-users {\n"
              "    FirewallRule allow all\n}\nFirewallRuleSet users-to-router {\n    FirewallRule allow udp port 53\n"
              "    FirewallRule allow tcp port 53\n    FirewallRule allow udp port 67\n}\n")
-    return "\n".join(lines) + "\n" + rules + ("" if os.environ.get("CONECTA_NDS_NOTHING") else "")
+    return "\n".join(lines) + "\n" + rules
