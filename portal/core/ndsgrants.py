@@ -79,11 +79,14 @@ def offer(r: redis.Redis, arrival: Arrival, user_id: int, decision: Decision) ->
 def claim(r: redis.Redis, nas_id: int, token: str, mac: str) -> tuple[int, ...] | None:
     """The gateway's BinAuth asks to let a client in: the terms of its grant (used up), or None when
     Conecta let nobody in with this token from this device."""
-    raw = r.getdel(_grant_key(nas_id, hid_of(token)))
+    key = _grant_key(nas_id, hid_of(token))
+    raw = r.get(key)
     if raw is None:
         return None
     grant = json.loads(raw)
-    if grant["mac"] and grant["mac"] != mac:    # a token seen on another device
+    if grant["mac"] and grant["mac"] != mac:    # a token seen on another device: it may not burn the grant
+        return None
+    if not r.delete(key):                       # the same claim twice at once: one wins
         return None
     r.set(who_key(nas_id, mac), grant["uid"], ex=WHO_TTL)
     return tuple(grant["terms"])
