@@ -105,16 +105,20 @@ def nas_list() -> tuple[str, int] | str:
     error, shown = None, None
     if request.method == "POST":
         secret = secrets.token_hex(16)
+        vendor = request.form.get("vendor", "")
+        # openNDS has no RADIUS: what it shares with Conecta is its faskey, generated here like a secret.
+        faskey = secrets.token_hex(8) if vendor == "opennds" else None
         spec = sites.NasSpec(request.form.get("name", "").strip(), request.form.get("site", ""),
-                             request.form.get("ip", ""), secret, request.form.get("vendor", ""),
+                             request.form.get("ip", ""), secret, vendor,
                              nas_identifier=request.form.get("nas_identifier", "").strip() or None,
-                             octets_direction=request.form.get("octets_direction") or None)
+                             octets_direction=request.form.get("octets_direction") or None,
+                             fas_level=_level(request.form.get("fas_level")), faskey=faskey)
         try:
             row, _warnings = sites.add_nas(db.session, spec, settings().production)
             probes.set_probe(db.session, row.name, request.form.get("probe") or "icmp")
             record("nas-add", row.name)
             commit_or_explain(db.session)
-            shown = (row.name, secret)
+            shown = (row.name, faskey or secret, "faskey" if faskey else "secret")
         except InputError as exc:
             db.session.rollback()
             error = str(exc)
@@ -138,10 +142,11 @@ def nas_edit(nas_id: int) -> tuple[str, int] | Response:
     if request.method == "POST":
         try:
             change = sites.NasChange(request.form.get("nas_identifier"), request.form.get("octets_direction") or None,
-                                     _port(request.form.get("coa_port")), request.form.get("probe"))
-            changed = sites.update_nas(db.session, row.name, change)
-            if changed:
-                said = ((f, getattr(row, f)) for f in changed)
+                                     _port(request.form.get("coa_port")), request.form.get("probe"),
+                                     _level(request.form.get("fas_level")), request.form.get("faskey") or None)
+            changed = sites.update_nas(db.session, row.name, change, settings().production)
+            if changed:   # the faskey is a secret: the audit says it changed, not to what
+                said = ((f, "…" if f == "faskey" else getattr(row, f)) for f in changed)
                 record("nas-edit", f"{row.name}: " + ", ".join(f"{f}={'' if v is None else v}" for f, v in said))
             commit_or_explain(db.session)
             return redirect(url_for("staff.manage.nas_list"))
@@ -149,6 +154,15 @@ def nas_edit(nas_id: int) -> tuple[str, int] | Response:
             db.session.rollback()
             return _nas_edit_page(db.session.get(Nas, nas_id), str(exc))
     return _nas_edit_page(row)
+
+
+def _level(text: str | None) -> int | None:
+    """The FAS level field (openNDS): None when not sent or blank, InputError when not 0-3."""
+    if text is None or not text.strip():
+        return None
+    if text.strip() not in ("0", "1", "2", "3"):
+        raise InputError("FAS level must be 0, 1, 2 or 3")
+    return int(text)
 
 
 def _port(text: str | None) -> int | None:
