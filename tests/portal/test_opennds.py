@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from datetime import datetime
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from sqlalchemy import func, select
 
 from portal.core import sites
+from portal.core.accounting import close_stale
 from portal.core.model import Session, UsageDaily
 from tests.support.ndsfas import (
     CLIENT_MAC,
@@ -104,6 +106,21 @@ def test_reports_enter_accounting_once_with_the_gateways_bytes(app, client, db_f
     assert FASKEY not in caplog.text and "sig=" not in caplog.text and len(caplog.records) == 5
     with db_factory() as db:
         assert db.scalar(select(func.sum(UsageDaily.bytes_down))) == 402432
+
+
+def test_a_session_closed_for_silence_takes_its_late_report(client, db_factory) -> None:
+    # openNDS reports only a session's start and end: the sweep of silent sessions may close it first.
+    tok = token()
+    start = {"method": "client_auth", "mac": CLIENT_MAC, "start": "1796232694", "end": "1796232694", "tok": tok}
+    assert _binauth(client, start).status_code == 200
+    with db_factory() as db:
+        assert len(close_stale(db, datetime(2099, 1, 1))) == 1
+        db.commit()
+    stop = {**start, "method": "timeout_deauth", "down": "5000", "up": "700", "end": "1796236294"}
+    assert _binauth(client, stop).status_code == 200
+    with db_factory() as db:
+        rows = db.execute(select(Session.generation, Session.bytes_out, Session.bytes_in, Session.seconds)).all()
+    assert [tuple(r) for r in rows] == [(0, 5000, 700, 3600)]
 
 
 def test_level_3_hands_the_policy_to_authmon(app, client, db_factory) -> None:
