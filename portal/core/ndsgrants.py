@@ -29,12 +29,12 @@ AUTHLIST_TTL = 600
 
 def terms(decision: Decision) -> tuple[int, int, int, int, int]:
     """openNDS's five figures: session seconds, upload and download rate (kbit/s), upload and download
-    quota (kB); 0 is "no limit". openNDS keeps separate quotas per direction: each gets the data left
-    (down and up together), and the reports count the rest."""
+    quota (its "kB", which its counters count in 1,024 bytes); 0 is "no limit". openNDS keeps separate
+    quotas per direction: each gets the data left (down and up together), and the reports count the rest."""
     seconds = decision.session_timeout or 0
     up = (decision.rate_up or 0) // 1000
     down = (decision.rate_down or 0) // 1000
-    quota = -(-decision.data_left // 1000) if decision.data_left else 0
+    quota = max(1, decision.data_left // 1024) if decision.data_left else 0
     return seconds, up, down, quota, quota
 
 
@@ -48,7 +48,7 @@ def who_key(nas_id: int, mac: str) -> str:
 
 
 def authlist_key(nas_id: int) -> str:
-    """A level-3 gateway's auth list: rhid -> authmon's line."""
+    """A level-3 gateway's auth list: client MAC -> authmon's line."""
     return f"nds:authlist:{nas_id}"
 
 
@@ -63,10 +63,12 @@ def offer(r: redis.Redis, arrival: Arrival, user_id: int, decision: Decision) ->
     extra = arrival.extra
     if extra["level"] == 3:
         seconds, up, down, upq, downq = figures
-        minutes = -(-seconds // 60)            # authmon takes minutes
-        line = f"{extra['tok']} {minutes} {up} {down} {upq} {downq} conecta"
+        minutes = -(-seconds // 60)            # authmon's `ndsctl auth` takes minutes
+        # The client by its MAC (ndsctl auth takes a MAC, an address or a token; openNDS 9.10 did not
+        # let a client in by the rhid its example FAS sends); authmon acknowledges by the same field.
+        line = f"{arrival.mac} {minutes} {up} {down} {upq} {downq} conecta"
         pipe = r.pipeline(transaction=False)
-        pipe.hset(authlist_key(arrival.nas_id), extra["tok"], line)
+        pipe.hset(authlist_key(arrival.nas_id), arrival.mac, line)
         pipe.expire(authlist_key(arrival.nas_id), AUTHLIST_TTL)
         if arrival.mac:
             pipe.set(who_key(arrival.nas_id, arrival.mac), user_id, ex=WHO_TTL)
@@ -93,7 +95,8 @@ def claim(r: redis.Redis, nas_id: int, token: str, mac: str) -> tuple[int, ...] 
 
 
 def remember_gateway_name(r: redis.Redis, nas_id: int, raw_name: str) -> None:
-    """Keep the gatewayhash a level-3 gateway's authmon will present (its full GatewayName)."""
+    """Keep the gatewayhash a level-3 gateway's authmon will present: sha256 of its GatewayName as its
+    redirects spell it (URL-encoded, Node suffix included; seen in openNDS 9.10's authmon command)."""
     digest = hashlib.sha256(raw_name.strip().encode()).hexdigest()
     r.sadd(gatewayhash_key(nas_id), digest)
     r.expire(gatewayhash_key(nas_id), 90 * 86400)
@@ -106,6 +109,6 @@ def authlist(r: redis.Redis, nas_id: int) -> str:
 
 
 def acknowledge(r: redis.Redis, nas_id: int, acklist: str) -> int:
-    """authmon let these rhids in: drop them from the list; return how many were waiting."""
-    rhids = [item for item in acklist.replace("\n", " ").split(" ") if item and item != "*"]
-    return r.hdel(authlist_key(nas_id), *rhids[:500]) if rhids else 0
+    """authmon let these clients in: drop them from the list; return how many were waiting."""
+    done = [item for item in acklist.replace("\n", " ").split(" ") if item and item != "*"]
+    return r.hdel(authlist_key(nas_id), *done[:500]) if done else 0

@@ -51,6 +51,8 @@ def fas_fields(text: str) -> dict[str, str]:
         name, sep, value = item.partition("=")
         if sep and re.fullmatch(r"[a-z_]{2,20}", name) and value != "(null)":
             fields[name] = unquote(value)
+            if name == "gatewayname":   # as sent: authmon's gatewayhash is the sha256 of this spelling
+                fields["gatewayname_sent"] = value
     return fields
 
 
@@ -116,7 +118,7 @@ def _from_fields(fields: dict[str, str], nas: NasView, level: int) -> Arrival:
     url = login_url(f"http://{gateway}/{authdir}/", nas)
     extra = {"level": level, "hid": hid, "tok": rhid(hid, nas.faskey or "")}
     if level == 3:   # its authmon presents sha256 of this name (portal/core/ndsgrants.py)
-        extra["gateway"] = fields.get("gatewayname", "")[:120]
+        extra["gateway"] = fields.get("gatewayname_sent", "")[:160]
     return Arrival("opennds", nas.id, nas.site_id, mac, client_ip(fields.get("clientip")),
                    safe_url(fields.get("originurl")), url, extra=extra)
 

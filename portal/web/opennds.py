@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from datetime import timezone
 
 from flask import Blueprint, Response, redirect, render_template, request
 from flask_babel import get_locale
@@ -70,8 +71,10 @@ def binauth() -> tuple[str, int, dict]:
     except ndsreport.ReportError as exc:
         log.warning("openNDS report refused: %s", exc)
         return "refused\n", 403, TEXT
+    nas.last_seen = now().astimezone(timezone.utc).replace(tzinfo=None)   # the board's "last heard of"
     if report.method == "auth_client":
         figures = ndsgrants.claim(redis_client(), nas.id, report.token, report.mac)
+        db.session.commit()
         if figures is None:
             log.warning("openNDS %s: a client asked in with a token Conecta did not give it", nas.name)
             return "DENY\n", 200, TEXT

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from portal.core import sites
 from portal.core.accounting import close_stale
-from portal.core.model import Session, UsageDaily
+from portal.core.model import Nas, Session, UsageDaily
 from tests.support.ndsfas import (
     CLIENT_MAC,
     FASKEY,
@@ -25,6 +25,7 @@ from tests.support.ndsfas import (
     level0_url,
     level1_url,
     level2_url,
+    nds_quote,
     signed,
     token,
 )
@@ -94,6 +95,8 @@ def test_reports_enter_accounting_once_with_the_gateways_bytes(app, client, db_f
     assert (session.bytes_out, session.bytes_in, session.seconds, session.is_open) == (402432, 1908, 600, False)
     assert session.user_id is not None and session.terminate_cause == "Idle-Timeout"
     assert tuple(usage) == (402432, 1908, 1, 600)
+    with db_factory() as db:   # the node board hears of the gateway through its reports
+        assert db.scalar(select(Nas.last_seen).where(Nas.name == NDS_NAME)) is not None
     # Forgeries: refused with a line in the log that holds neither the key nor the signature.
     caplog.set_level(logging.WARNING, logger="conecta.portal")
     forged = {**stop, "down": "999999999", "tok": token()}
@@ -128,8 +131,7 @@ def test_level_3_hands_the_policy_to_authmon(app, client, db_factory) -> None:
     tok = token()
     resp = register(client, page(client.get(level2_url(tok))))
     assert resp.status_code == 200 and "Listo" in page(resp)
-    rhid = hashlib.sha256((hashlib.sha256(tok.encode()).hexdigest() + FASKEY).encode()).hexdigest()
-    gatewayhash = hashlib.sha256((NDS_NAME + SUFFIX).strip().encode()).hexdigest()
+    gatewayhash = hashlib.sha256(nds_quote(NDS_NAME + SUFFIX).encode()).hexdigest()   # as authmon sends it
 
     def authmon(action: str, payload: str, address: str = NDS_IP, gwhash: str = gatewayhash) -> tuple[int, str]:
         form = {"auth_get": action, "gatewayhash": gwhash, "payload": base64.b64encode(payload.encode()).decode()}
@@ -137,8 +139,8 @@ def test_level_3_hands_the_policy_to_authmon(app, client, db_factory) -> None:
         return resp.status_code, resp.get_data(as_text=True)
 
     # minutes for authmon (ndsctl auth), kbit/s, kB; the line URL-encoded as authmon decodes it
-    assert authmon("view", "none") == (200, "* " + quote(f"{rhid} 60 1000 5000 0 0 conecta", safe=""))
+    assert authmon("view", "none") == (200, "* " + quote(f"{CLIENT_MAC} 60 1000 5000 0 0 conecta", safe=""))
     assert authmon("view", "none", address="10.9.0.99")[0] == 403
     assert authmon("view", "none", gwhash="0" * 64)[0] == 403
-    assert authmon("view", f"* {rhid}") == (200, "ack")
+    assert authmon("view", f"* {CLIENT_MAC}") == (200, "ack")
     assert authmon("view", "none") == (200, "*")

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 from urllib.parse import quote, urlencode
 
 from cryptography.hazmat.primitives import padding
@@ -23,6 +24,11 @@ GATEWAY = "10.77.0.1:2050"
 SUFFIX = " Node:7ece04e30a2f "     # enable_serial_number_suffix
 
 
+def nds_quote(value: str) -> str:
+    """URL-encoding as openNDS writes it: every reserved byte escaped, hex in lower case."""
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(value, safe="-_.~"))
+
+
 def token() -> str:
     """A client token as openNDS makes them: 8 hex digits."""
     return os.urandom(4).hex()
@@ -31,7 +37,7 @@ def token() -> str:
 def fas_list(tok: str, name: str = NDS_NAME, mac: str = CLIENT_MAC, authdir: bool = True) -> str:
     """The comma-space list of levels 1-3 (authdir from level 2 on), with openNDS's (null) junk."""
     items = [f"hid={hashlib.sha256(tok.encode()).hexdigest()}", f"clientip={CLIENT_IP}", f"clientmac={mac}",
-             "client_type=cpd_can", f"gatewayname={quote(name + SUFFIX, safe='')}", "gatewayurl=http%3a%2f%2f10.77.0.1",
+             "client_type=cpd_can", f"gatewayname={nds_quote(name + SUFFIX)}", "gatewayurl=http%3a%2f%2f10.77.0.1",
              "version=9.10.0", f"gatewayaddress={GATEWAY}", "gatewaymac=7ece04e30a2f"]
     if authdir:
         items.append("authdir=opennds_auth")
@@ -43,7 +49,7 @@ def fas_list(tok: str, name: str = NDS_NAME, mac: str = CLIENT_MAC, authdir: boo
 def level0_url(tok: str, name: str = NDS_NAME) -> str:
     """Level 0: the inner query of authaction is not encoded, so its parameters are the portal's own."""
     return (f"{PORTAL}?authaction=http://{GATEWAY}/opennds_auth/?clientip={CLIENT_IP}&gatewayname="
-            f"{quote(name + SUFFIX, safe='')}&tok={tok}&redir=http%3a%2f%2fexample.org%2f")
+            f"{nds_quote(name + SUFFIX)}&tok={tok}&redir=http%3a%2f%2fexample.org%2f")
 
 
 def level1_url(tok: str, **kw) -> str:

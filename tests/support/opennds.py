@@ -13,12 +13,15 @@ leaves the namespaces; `close()` removes them all.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import unquote
 
 from tests.support.netns import TestHost, netns_unavailable
 
@@ -123,45 +126,29 @@ class Lab:
         return _run(["nsenter", "-t", str(self.holder.pid), "-m", "-n", "--", *argv], timeout, check, stdin)
 
     def spawn_on_gateway(self, *argv: str, log: Path) -> subprocess.Popen:
-        """Start a long-running process in the gateway's namespaces, its output to `log`."""
+        """Start a long-running process in the gateway's namespaces (a process group of its own), its
+        output to `log`."""
         with log.open("ab") as out:
             proc = subprocess.Popen(["nsenter", "-t", str(self.holder.pid), "-m", "-n", "--", *argv],
-                                    stdout=out, stderr=subprocess.STDOUT)
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         return proc
 
-    def _services(self) -> None:
-        self.spawn_on_gateway("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--user=root",
-                              "--interface=ndslan", "--bind-interfaces", f"--dhcp-range={LAN}.50,{LAN}.99,1h",
-                              "--dhcp-leasefile=/tmp/dhcp.leases", "--pid-file=/run/dnsmasq.pid",
-                              log=self.folder / "dnsmasq.log")
-        page = self.folder / "page"
-        page.mkdir()
-        (page / "index.html").write_bytes(b"<p>internet</p>" + b"x" * (PAGE_SIZE - 15))
-        proc = subprocess.Popen(["ip", "netns", "exec", self.internet, sys.executable, "-m", "http.server", "80",
-                                 "--bind", f"{WAN}.10", "--directory", str(page)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.procs.append(proc)
-        self.client_ip = _run(["ip", "netns", "exec", self.client, sys.executable, str(HERE / "dhcpclient.py"),
-                               "eth0"], timeout=30).strip()
-
-    # -- openNDS --------------------------------------------------------------------------------------
-    def start_opennds(self, config: str, extra_files: dict[str, str] | None = None) -> None:
-        """(Re)start openNDS with `config` as /etc/opennds/opennds.conf (where its scripts read it)."""
-        self.stop_opennds()
-        self.on_gateway("sh", "-c", "cat > /etc/opennds/opennds.conf", stdin=config)
-        for path, text in (extra_files or {}).items():
-            self.on_gateway("sh", "-c", f"cat > {path} && chmod 755 {path}", stdin=text)
-        self.opennds = self.spawn_on_gateway("opennds", "-f", "-d", "3", "-c", "/etc/opennds/opennds.conf",
-                                             log=self.folder / "opennds.log")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.opennds.poll() is not None:
-                raise RuntimeError(f"openNDS exited: {self.log()[-2000:]}")
-            if "Version" in self.on_gateway("ndsctl", "status", check=False):
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"openNDS did not come up: {self.log()[-2000:]}")
+    def authmon_round(self, url: str, gatewayhash: str) -> tuple[str, list[str], str]:
+        """One round of openNDS's authmon, with its own PHP client (post-request.php) and ndsctl: fetch
+        the clients to let in, `ndsctl auth` each, acknowledge those it did. (authmon.sh does the same
+        every 10 s, after a 5 s start.) Returns what the FAS listed, ndsctl's answers and the ack."""
+        agent = "openNDS(authmon;NDS:9.10.0;)"
+        post = ["php", "-f", "/usr/lib/opennds/post-request.php", url]
+        listed = self.on_gateway(*post, "view", gatewayhash, agent, "none")
+        answers, acked = [], "*"
+        for item in listed.split()[1:] if listed.startswith("*") else []:
+            params = unquote(item).split()
+            answers.append(self.on_gateway("ndsctl", "auth", *params, check=False).strip())
+            if "authenticated." in answers[-1]:
+                acked += " " + params[0]
+        ack = self.on_gateway(*post, "view", gatewayhash, agent, acked)
+        return listed, answers, ack
 
     def stop_opennds(self) -> None:
         """Stop openNDS (its BinAuth sees shutdown_deauth for every client)."""
@@ -196,10 +183,13 @@ class Lab:
             self.stop_opennds()
         except Exception:  # noqa: BLE001, S110 - tear-down goes on
             pass
-        for proc in [*self.procs, *([self.holder] if self.holder else [])]:
+        for proc in self.procs:   # each in a group of its own: authmon's sleep goes too
             if proc.poll() is None:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+        if self.holder is not None:
+            self.holder.kill()
+            self.holder.wait(5)
         for ns in (self.client, self.internet):
             _run(["ip", "netns", "del", ns], check=False)
         self.uplink.close()
