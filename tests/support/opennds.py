@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote
