@@ -95,7 +95,8 @@ def _one_level(lab: Lab, app, db_factory, level: int, portal: str, port: int) ->
         # level 2 (level 3's redirect is the same), Conecta holds the gateway at level 3, and a round of
         # openNDS's authmon (its PHP client and ndsctl) fetches the client from /opennds/authmon.
         assert "Listo" in phone["handoff"]["body"] and not any("opennds_auth" in url for url in hops), hops
-        url, gatewayhash = f"{portal}opennds/authmon", hashlib.sha256(_sent_name(lab).encode()).hexdigest()
+        # authmon posts to the FAS URL itself (openNDS starts it with https://fasremotefqdn:fasport/faspath)
+        url, gatewayhash = portal, hashlib.sha256(_sent_name(lab).encode()).hexdigest()
         listed, answers, ack = lab.authmon_round(url, gatewayhash)
         assert listed.startswith("* ") and ack == "ack", (listed, answers, ack)
         client = wait_until(lambda: _authenticated(lab), timeout=10, what=f"authmon's client in: {answers}")

@@ -87,6 +87,7 @@ def binauth() -> tuple[str, int, dict]:
     return "OK\n", 200, TEXT
 
 
+@bp.post("/")         # authmon posts to the FAS URL itself (fasremotefqdn:fasport/faspath)
 @bp.post("/opennds/authmon")
 @csrf.exempt          # openNDS's authmon (post-request.php); only from the gateway's own address
 @limiter.limit("600/minute")

@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote
@@ -148,6 +149,39 @@ class Lab:
                 acked += " " + params[0]
         ack = self.on_gateway(*post, "view", gatewayhash, agent, acked)
         return listed, answers, ack
+
+    def _services(self) -> None:
+        self.spawn_on_gateway("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--user=root",
+                              "--interface=ndslan", "--bind-interfaces", f"--dhcp-range={LAN}.50,{LAN}.99,1h",
+                              "--dhcp-leasefile=/tmp/dhcp.leases", "--pid-file=/run/dnsmasq.pid",
+                              log=self.folder / "dnsmasq.log")
+        page = self.folder / "page"
+        page.mkdir()
+        (page / "index.html").write_bytes(b"<p>internet</p>" + b"x" * (PAGE_SIZE - 15))
+        proc = subprocess.Popen(["ip", "netns", "exec", self.internet, sys.executable, "-m", "http.server", "80",
+                                 "--bind", f"{WAN}.10", "--directory", str(page)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append(proc)
+        self.client_ip = _run(["ip", "netns", "exec", self.client, sys.executable, str(HERE / "dhcpclient.py"),
+                               "eth0"], timeout=30).strip()
+
+    # -- openNDS --------------------------------------------------------------------------------------
+    def start_opennds(self, config: str, extra_files: dict[str, str] | None = None) -> None:
+        """(Re)start openNDS with `config` as /etc/opennds/opennds.conf (where its scripts read it)."""
+        self.stop_opennds()
+        self.on_gateway("sh", "-c", "cat > /etc/opennds/opennds.conf", stdin=config)
+        for path, text in (extra_files or {}).items():
+            self.on_gateway("sh", "-c", f"cat > {path} && chmod 755 {path}", stdin=text)
+        self.opennds = self.spawn_on_gateway("opennds", "-f", "-d", "3", "-c", "/etc/opennds/opennds.conf",
+                                             log=self.folder / "opennds.log")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.opennds.poll() is not None:
+                raise RuntimeError(f"openNDS exited: {self.log()[-2000:]}")
+            if "Version" in self.on_gateway("ndsctl", "status", check=False):
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"openNDS did not come up: {self.log()[-2000:]}")
 
     def stop_opennds(self) -> None:
         """Stop openNDS (its BinAuth sees shutdown_deauth for every client)."""
