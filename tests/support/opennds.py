@@ -220,6 +220,12 @@ class Lab:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+        for ns in (self.gw, self.client, self.internet):   # what openNDS started of its own, by id
+            for pid in _run(["ip", "netns", "pids", ns], check=False).split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         if self.holder is not None:
             self.holder.kill()
             self.holder.wait(5)
