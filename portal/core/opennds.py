@@ -138,7 +138,8 @@ def _encrypted(fas: str, iv: str, lookup: Lookup, source: str | None,
     """Levels 2 and 3: the gateway is known only once a faskey decrypts the list; the NAS the browser
     comes through (a gateway that NATs its clients) is tried first."""
     first = lookup(None, source) if source else None
-    for nas in [first, *keyed()] if first else keyed():
+    candidates = [first, *(nas for nas in keyed() if first is None or nas.id != first.id)]
+    for nas in candidates:
         if nas is None or nas.vendor != "opennds" or nas.fas_level not in (2, 3) or not nas.faskey:
             continue
         try:
