@@ -22,16 +22,28 @@ run: $(STAMP) catalogs
 	$(BIN)/conecta simulate --if-empty --people 120 --days 14
 	$(BIN)/conecta run
 
-# radclient (Debian's freeradius-utils) is the independent RADIUS client of the tests and Debian's
-# chromium drives the browser tests: installed when missing and possible (root + apt); the tests
-# that need them skip with a reason otherwise.
+# radclient (Debian's freeradius-utils) is the independent RADIUS client of the tests, Debian's
+# chromium drives the browser tests, and Debian's openNDS (with what it needs but does not declare:
+# dnsmasq, iptables, nftables, php-cli for FAS level 2) is the real gateway of tests/test_opennds_real.py
+# (dnsmasq-base: the program without a service; the opennds service is kept from starting, by a
+# policy-rc.d for the install, and disabled: the test runs openNDS in namespaces of its own). Installed when missing and possible (root + apt); the tests that need them skip
+# with a reason otherwise.
 tools:
 	@missing=""; command -v radclient >/dev/null 2>&1 || missing="$$missing freeradius-utils"; \
 	  command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  command -v opennds >/dev/null 2>&1 || missing="$$missing opennds"; \
+	  command -v dnsmasq >/dev/null 2>&1 || missing="$$missing dnsmasq-base"; \
+	  command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
+	  command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
+	  command -v php >/dev/null 2>&1 || missing="$$missing php-cli"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      held=""; if [ ! -e /usr/sbin/policy-rc.d ]; then held=1; \
+	        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
 	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
 	        || echo "note: could not install$$missing; their tests will be skipped"; \
+	      [ -z "$$held" ] || rm -f /usr/sbin/policy-rc.d; \
+	      case "$$missing" in *opennds*) systemctl disable opennds >/dev/null 2>&1 || true;; esac; \
 	    else echo "note:$$missing not installed; their tests will be skipped"; fi; fi
 
 # axe-core (npm) for the accessibility tests in headless Chromium; tests/e2e/node_modules is git-ignored.

@@ -340,6 +340,36 @@ def test_weak_nas_secrets_are_refused_in_production_and_warned_about_in_developm
         [("ap-dev", "testing123"), ("ap-good", GOOD_SECRET)]
 
 
+def test_an_opennds_gateway_needs_its_fas_level_and_faskey(cli, db_factory, policies):
+    add_site(db_factory, policies)
+    prod = {"CONECTA_ENV": "production", "CONECTA_SECRET_KEY": PROD_KEY}
+    key = "Fa5KeyOfTheGateway"
+
+    def nas(name: str, ip: str, *extra: str) -> tuple[str, ...]:
+        return ("nas", "add", name, "--site", "Parque Hidalgo", "--ip", ip, "--vendor", "opennds", *extra)
+
+    level0_prod = cli.popen(nas("ap-n3", "10.0.1.3", "--fas-level", "0", "--faskey", key), prod)
+    silent, no_key, level0_dev, good, mikrotik = cli.many(
+        nas("ap-n1", "10.0.1.1", "--faskey", key),                          # no level: no silent level 0
+        nas("ap-n2", "10.0.1.2", "--fas-level", "2"),
+        nas("ap-n4", "10.0.1.4", "--fas-level", "0", "--faskey", key),
+        nas("ap-n5", "10.0.1.5", "--fas-level", "2", "--faskey", key),    # no --secret: it has no RADIUS
+        ("nas", "add", "ap-m", "--site", "Parque Hidalgo", "--ip", "10.0.1.6", "--vendor", "mikrotik",
+         "--secret", GOOD_SECRET, "--fas-level", "2", "--faskey", key), env=None)
+    assert_error(silent, "--fas-level 1, 2 or 3")
+    assert_error(no_key, "--faskey")
+    level0_prod = cli.finish(level0_prod)
+    assert_error(level0_prod, "level 0", "refused in production")
+    assert level0_dev.code == 0 and "warning: FAS level 0" in level0_dev.err, level0_dev
+    assert good.code == 0 and "FAS level 2" in good.out and "warning" not in good.err, good
+    assert_error(mikrotik, "openNDS gateways only")
+    shown, changed = cli.many(("nas", "show", "ap-n5"), ("nas", "set", "ap-n5", "--fas-level", "3"))
+    assert "faskey: (hidden)" in shown.out and key not in shown.out and "fas_level: " in shown.out
+    assert changed.code == 0 and "fas_level" in changed.out, changed
+    assert rows(db_factory, "SELECT name, fas_level, faskey, length(secret) FROM nas ORDER BY name") == \
+        [("ap-n4", 0, key, 32), ("ap-n5", 3, key, 32)]
+
+
 # --- users ------------------------------------------------------------------------------------------------
 
 

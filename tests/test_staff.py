@@ -135,6 +135,26 @@ def test_new_nas_secret_shown_once(client, db_factory):
     assert secret not in client.get("/staff/audit").get_data(as_text=True)
 
 
+def test_an_opennds_gateway_from_the_console(client, db_factory):
+    sign_in(client, "admin@city.mx")
+    page = client.get("/staff/nas").get_data(as_text=True)
+    form = {"csrf_token": csrf_token(page), "name": "ap-nds", "site": "Parque Central", "ip": "10.9.0.7",
+            "vendor": "opennds"}
+    assert "fas-level" in client.post("/staff/nas", data=form).get_data(as_text=True)   # no level: refused
+    created = client.post("/staff/nas", data={**form, "fas_level": "2"}).get_data(as_text=True)
+    faskey = re.search(r"faskey de ap-nds.*?<code>([0-9a-f]{16})</code>", created).group(1)
+    with db_factory() as db:
+        nas = db.scalar(select(Nas).where(Nas.name == "ap-nds"))
+    assert (nas.fas_level, nas.faskey) == (2, faskey)
+    edit = client.get(f"/staff/nas/{nas.id}").get_data(as_text=True)
+    change = {"csrf_token": csrf_token(edit), "fas_level": "3", "faskey": "OtraClaveDeFas2026"}
+    assert client.post(f"/staff/nas/{nas.id}", data=change).status_code == 302
+    with db_factory() as db:
+        assert db.scalar(select(Nas.faskey).where(Nas.name == "ap-nds")) == "OtraClaveDeFas2026"
+    audit = client.get("/staff/audit").get_data(as_text=True)
+    assert "fas_level=3" in audit and faskey not in audit and "OtraClaveDeFas2026" not in audit
+
+
 def test_nas_page_shows_what_each_nas_calls_itself_and_counts_as_input(client, db_factory):
     sign_in(client, "admin@city.mx")
     page = client.get("/staff/nas").get_data(as_text=True)

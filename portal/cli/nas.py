@@ -17,6 +17,9 @@ from portal.core.model import OCTETS_DIRECTIONS, VENDORS, Nas, Site
 DIRECTION_HELP = ("what its Acct-Input-Octets count: input-is-upload (RFC 2866: from the client) or "
                   "input-is-download (CoovaChilli without HS_SWAPOCTETS); default: the vendor's own")
 IDENTIFIER_HELP = "the NAS-Identifier it calls itself (CoovaChilli: HS_NASID, sent as nasid in its redirects)"
+FAS_LEVEL_HELP = ("openNDS: its fas_secure_enabled, 1, 2 (AES) or 3 (https, authmon); 0 (token in clear) "
+                  "only for a test, refused in production")
+FASKEY_HELP = "openNDS: its faskey (8 to 32 letters and digits); also signs its BinAuth usage reports"
 OCTETS_WORDS = {"input-is-upload": "Acct-Input-Octets is what the client uploads, as RFC 2866 says",
                 "input-is-download": "Acct-Input-Octets is what the client downloads, as CoovaChilli counts"}
 
@@ -53,7 +56,7 @@ def nas() -> None:
 @click.argument("name")
 @click.option("--site", required=True)
 @click.option("--ip", required=True)
-@click.option("--secret", required=True, help="RADIUS shared secret, at least 16 characters")
+@click.option("--secret", help="RADIUS shared secret, at least 16 characters (not for openNDS, which has no RADIUS)")
 @click.option("--vendor", required=True, type=click.Choice(VENDORS))
 @click.option("--coa-port", default=3799, show_default=True, type=int,
               help="RFC 5176 port for Disconnect- and CoA-Requests; 0 when the NAS takes none")
@@ -64,12 +67,14 @@ def nas() -> None:
 @click.option("--octets-direction", type=click.Choice(OCTETS_DIRECTIONS), help=DIRECTION_HELP)
 @click.option("--probe", default="icmp", show_default=True, help=probes.PROBE_HELP)
 @click.option("--login-hosts", help=LOGIN_HOSTS_HELP)
+@click.option("--fas-level", type=click.IntRange(0, 3), help=FAS_LEVEL_HELP)
+@click.option("--faskey", help=FASKEY_HELP)
 @click.pass_obj
 def add(c, name, site, ip, secret, vendor, coa_port, uam_secret, require_ma, nas_identifier,  # noqa: ANN001
-        octets_direction, probe, login_hosts) -> None:
+        octets_direction, probe, login_hosts, fas_level, faskey) -> None:
     """Add a NAS."""
     spec = sites.NasSpec(name, site, ip, secret, vendor, coa_port, uam_secret, require_ma == "yes",
-                         nas_identifier, octets_direction, login_hosts)
+                         nas_identifier, octets_direction, login_hosts, fas_level, faskey)
     with c.db() as db:
         row, warnings = sites.add_nas(db, spec, c.settings.production)
         probes.set_probe(db, name, probe)
@@ -77,7 +82,8 @@ def add(c, name, site, ip, secret, vendor, coa_port, uam_secret, require_ma, nas
         direction = row.octets_direction
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"NAS {name!r} added for {row.ip} ({vendor}, site {site!r}, octets {direction})")
+    fas = f", FAS level {fas_level}" if vendor == "opennds" else ""
+    click.echo(f"NAS {name!r} added for {row.ip} ({vendor}, site {site!r}, octets {direction}{fas})")
 
 
 @nas.command("set")
@@ -90,13 +96,15 @@ def add(c, name, site, ip, secret, vendor, coa_port, uam_secret, require_ma, nas
 @click.option("--uam-secret", help="the captive portal's shared secret (CoovaChilli's HS_UAMSECRET); '' removes it")
 @click.option("--require-message-authenticator", "require_ma", type=click.Choice(["yes", "no"]))
 @click.option("--login-hosts", help=LOGIN_HOSTS_HELP + "; '' removes them")
+@click.option("--fas-level", type=click.IntRange(0, 3), help=FAS_LEVEL_HELP)
+@click.option("--faskey", help=FASKEY_HELP)
 @click.pass_obj
 def set_(c, name: str, nas_identifier: str | None, octets_direction: str | None,  # noqa: ANN001
          coa_port: int | None, probe: str | None, uam_secret: str | None, require_ma: str | None,
-         login_hosts: str | None) -> None:
+         login_hosts: str | None, fas_level: int | None, faskey: str | None) -> None:
     """Change a NAS (what is not given stays)."""
     change = sites.NasChange(nas_identifier, octets_direction, coa_port, probe, uam_secret,
-                             None if require_ma is None else require_ma == "yes", login_hosts)
+                             None if require_ma is None else require_ma == "yes", login_hosts, fas_level, faskey)
     with c.db() as db:
         changed = sites.update_nas(db, name, change, c.settings.production)
         commit_or_explain(db)
@@ -127,7 +135,7 @@ def show(c, name: str) -> None:  # noqa: ANN001
     """Show one NAS (secrets hidden)."""
     with c.db() as db:
         row = output.get(db, Nas, Nas.name, name, "NAS")
-        output.show(row, hidden=("secret", "uam_secret"), words={
+        output.show(row, hidden=("secret", "uam_secret", "faskey"), words={
             "octets_direction": OCTETS_WORDS.get(row.octets_direction, ""),
             "coa_port": coa_words(row.vendor, row.coa_port),
             "probe": probe_words(row.probe, row.ip)})

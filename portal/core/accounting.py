@@ -147,6 +147,10 @@ def generation_of(e: AcctEvent, latest: dict | None) -> int:
     if latest["is_open"] or latest["stopped_at"] is None:
         return latest["generation"]
     other_device = e.mac is not None and latest["mac"] is not None and e.mac != latest["mac"]
+    if latest["terminate_cause"] == "Stale" and e.status != "start" and not other_device:
+        # Closed for silence after its Start alone (an openNDS gateway reports only the end): its Stop
+        # is still its own, though it "began" when the session was last heard of.
+        return latest["generation"]
     # At or after: with a second's resolution, a session may end and the next begin in the same one.
     began_after = e.event_time - timedelta(seconds=e.seconds) >= latest["stopped_at"]
     if e.status == "start" and latest["start_key"] is None:

@@ -1,7 +1,7 @@
 """Where a citizen comes from: the access point's redirect parameters, checked, and the hand-off back.
 
-Pure functions (no Flask): parse_arrival() reads CoovaChilli UAM, MikroTik hotspot, openNDS FAS,
-pfSense/OPNsense and generic redirects; handoff() says how to give the NAS a one-time credential.
+Pure functions (no Flask): parse_arrival() reads CoovaChilli UAM, MikroTik hotspot, pfSense/OPNsense
+and generic redirects (openNDS FAS: portal/core/opennds.py); handoff() says how to give the NAS a one-time credential.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ class NasView:
     site_id: int
     uam_secret: str | None
     login_hosts: tuple[str, ...] = ()
+    identifier: str | None = None       # the NAS-Identifier registered for it
+    fas_level: int | None = None        # openNDS: fas_secure_enabled
+    faskey: str | None = None           # openNDS
 
 
 @dataclass
@@ -85,7 +88,7 @@ def _host_allowed(host: str | None, nas: NasView, signed: bool = False) -> bool:
     return signed and (addr.is_private or addr.is_loopback or addr.is_link_local)
 
 
-def _login_url(value: str | None, nas: NasView, signed: bool = False) -> str:
+def login_url(value: str | None, nas: NasView, signed: bool = False) -> str:
     """The URL the hand-off goes to; `signed`: the NAS vouched for it (CoovaChilli's md)."""
     url = safe_url(value)
     if url is None or not _host_allowed(urlsplit(url).hostname, nas, signed):
@@ -110,7 +113,8 @@ def _host(value: str) -> str:
     raise ArrivalError("gateway address malformed")
 
 
-def _client_ip(value: str | None) -> str | None:
+def client_ip(value: str | None) -> str | None:
+    """The client's address when it is one, else None."""
     try:
         return str(ipaddress.ip_address(value)) if value else None
     except ValueError:
@@ -161,9 +165,9 @@ def _coova(args: Mapping[str, str], nas: NasView, raw_urls: list[str]) -> Arriva
             raise ArrivalError("CoovaChilli md missing or wrong")
     host = _host(uamip)
     # With a uam secret the md above proves the NAS wrote uamip (its hotspot address, not its uplink).
-    base = _login_url(f"http://{f'[{host}]' if ':' in host else host}:{int(uamport)}/", nas,
+    base = login_url(f"http://{f'[{host}]' if ':' in host else host}:{int(uamport)}/", nas,
                       signed=bool(nas.uam_secret)).rstrip("/")
-    return Arrival("coova", nas.id, nas.site_id, _mac(args.get("mac")), _client_ip(args.get("ip")),
+    return Arrival("coova", nas.id, nas.site_id, _mac(args.get("mac")), client_ip(args.get("ip")),
                    safe_url(args.get("userurl")), base, challenge.lower() or None, logout_url=f"{base}/logoff",
                    result=res if res in COOVA_RESULTS else None)
 
@@ -179,41 +183,27 @@ def _mikrotik_logout(args: Mapping[str, str], login_url: str, nas: NasView) -> s
 
 
 def _mikrotik(args: Mapping[str, str], nas: NasView) -> Arrival:
-    url = _login_url(args.get("link-login-only"), nas)
+    url = login_url(args.get("link-login-only"), nas)
     chap_id, challenge = args.get("chap-id", ""), args.get("chap-challenge", "")
-    arrival = Arrival("mikrotik", nas.id, nas.site_id, _mac(args.get("mac")), _client_ip(args.get("ip")),
+    arrival = Arrival("mikrotik", nas.id, nas.site_id, _mac(args.get("mac")), client_ip(args.get("ip")),
                       safe_url(args.get("link-orig")), url, logout_url=_mikrotik_logout(args, url, nas))
     if chap_id or challenge:
         arrival.chap_id, arrival.challenge = _octal_or_hex(chap_id).hex(), _octal_or_hex(challenge).hex()
     return arrival
 
 
-def _opennds(args: Mapping[str, str], nas: NasView) -> Arrival:
-    tok, gateway = args.get("tok", ""), args.get("gatewayaddress", "")
-    if not re.fullmatch(r"[0-9A-Za-z]{4,64}", tok):
-        raise ArrivalError("openNDS tok malformed")
-    authdir = args.get("authdir", "opennds_auth")
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", authdir):
-        raise ArrivalError("openNDS authdir malformed")
-    host, _, port = gateway.rpartition(":") if re.fullmatch(r".+:[0-9]{1,5}", gateway) else (gateway, "", "")
-    url = _login_url(f"http://{_host(host)}{':' + str(int(port)) if port else ''}/{authdir}/", nas)
-    return Arrival("opennds", nas.id, nas.site_id, normalize_mac(args.get("clientmac")),
-                   _client_ip(args.get("clientip")), safe_url(args.get("redir") or args.get("originurl")), url,
-                   extra={"tok": tok})
-
-
 def _pfsense(args: Mapping[str, str], nas: NasView) -> Arrival:
     zone = args.get("zone", "")
     if not re.fullmatch(r"[a-z0-9_]{1,32}", zone):
         raise ArrivalError("pfSense zone malformed")
-    url = _login_url(f"http://{nas.ip}:8002/index.php?zone={zone}", nas)
-    return Arrival("pfsense", nas.id, nas.site_id, normalize_mac(args.get("mac")), _client_ip(args.get("ip")),
+    url = login_url(f"http://{nas.ip}:8002/index.php?zone={zone}", nas)
+    return Arrival("pfsense", nas.id, nas.site_id, normalize_mac(args.get("mac")), client_ip(args.get("ip")),
                    safe_url(args.get("redirurl")), url, extra={"zone": zone})
 
 
 def _generic(args: Mapping[str, str], nas: NasView) -> Arrival:
-    return Arrival(nas.vendor, nas.id, nas.site_id, normalize_mac(args.get("mac")), _client_ip(args.get("ip")),
-                   safe_url(args.get("userurl") or args.get("dst")), _login_url(args.get("login_url"), nas))
+    return Arrival(nas.vendor, nas.id, nas.site_id, normalize_mac(args.get("mac")), client_ip(args.get("ip")),
+                   safe_url(args.get("userurl") or args.get("dst")), login_url(args.get("login_url"), nas))
 
 
 def _identify(args: Mapping[str, str], lookup: Lookup, source: str | None) -> NasView:
@@ -248,8 +238,8 @@ def parse_arrival(args: Mapping[str, str], lookup: Lookup, raw_urls: list[str], 
         return _coova(args, nas, raw_urls)
     if nas.vendor == "mikrotik":
         return _mikrotik(args, nas)
-    if nas.vendor == "opennds":
-        return _opennds(args, nas)
+    if nas.vendor == "opennds":   # its redirects carry fas or authaction (portal/core/opennds.py)
+        raise ArrivalError("openNDS redirect without fas or authaction")
     if nas.vendor == "pfsense":
         return _pfsense(args, nas)
     return _generic(args, nas)
@@ -283,9 +273,6 @@ def handoff(arrival: Arrival, username: str, password: str, uam_secret: str | No
             secret = hashlib.md5(raw, usedforsecurity=False).hexdigest()
         return HandOff("POST", arrival.login_url, {"username": username, "password": secret, "dst": dst,
                                                    "popup": "false"})
-    if arrival.vendor == "opennds":
-        query = urlencode({"tok": arrival.extra["tok"], "redir": dst or "http://neverssl.com/"})
-        return HandOff("GET", f"{arrival.login_url}?{query}")
     if arrival.vendor == "pfsense":
         return HandOff("POST", arrival.login_url, {"auth_user": username, "auth_pass": password,
                                                    "redirurl": dst, "zone": arrival.extra["zone"],

@@ -83,6 +83,10 @@ class Nas(Base):
     nas_identifier: Mapped[str | None] = mapped_column(String(64))
     octets_direction: Mapped[str] = mapped_column(String(20), default="input-is-upload",
                                                   server_default="input-is-upload")
+    # openNDS only: its FAS security level (fas_secure_enabled, 0-3) and faskey, which also signs the
+    # usage reports of its BinAuth script (portal/core/opennds.py).
+    fas_level: Mapped[int | None] = mapped_column(Integer)
+    faskey: Mapped[str | None] = mapped_column(String(64))
 
 
 class User(Base):

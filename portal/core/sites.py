@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -25,6 +26,7 @@ from portal.core.model import (
     UsageDaily,
     default_octets_direction,
 )
+from portal.core.nasfields import check_fas, check_login_hosts
 
 WEAK_SECRETS = {"testing123", "radius", "secret", "password", "changeme", "admin", "default",
                 "mikrotik", "ubnt", "coova", "chillispot", "123456", "testing123testing123"}
@@ -137,7 +139,7 @@ class NasSpec:
     name: str
     site: str
     ip: str
-    secret: str
+    secret: str | None
     vendor: str
     coa_port: int = 3799
     uam_secret: str | None = None
@@ -145,26 +147,8 @@ class NasSpec:
     nas_identifier: str | None = None     # the name it gives itself (CoovaChilli's HS_NASID)
     octets_direction: str | None = None   # None: what the vendor does out of the box
     login_hosts: str | None = None        # hosts of its login page besides its IP (portal hand-offs)
-
-
-HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
-
-
-def check_login_hosts(value: str | None) -> str | None:
-    """The hosts (IP addresses or DNS names, comma- or space-separated) where an access point's login page
-    may be, besides its own IP; normalised, or InputError."""
-    hosts = []
-    for item in (value or "").replace(",", " ").split():
-        try:
-            hosts.append(str(ipaddress.ip_address(item)))
-        except ValueError:
-            if not HOST_NAME.fullmatch(item.lower()):
-                raise InputError(f"login host {item!r} is not an IP address or a host name") from None
-            hosts.append(item.lower())
-    joined = ",".join(dict.fromkeys(hosts))
-    if len(joined) > 255:
-        raise InputError("login hosts: at most 255 characters together")
-    return joined or None
+    fas_level: int | None = None          # openNDS: fas_secure_enabled (0-3)
+    faskey: str | None = None             # openNDS: its faskey (also signs its BinAuth reports)
 
 
 def _check_identifier(db: DbSession, identifier: str | None, nas_id: int | None) -> str | None:
@@ -207,7 +191,12 @@ def add_nas(db: DbSession, spec: NasSpec, production: bool) -> tuple[Nas, list[s
         raise InputError(N_("marca desconocida %(vendor)r (usa %(known)s)"), vendor=spec.vendor[:40],
                          known=" | ".join(VENDORS))
     check_coa_port(spec.coa_port)
-    warnings = check_secret(spec.secret, production)
+    warnings = check_fas(spec.vendor, spec.fas_level, spec.faskey, production)
+    if spec.faskey:
+        warnings += check_secret(spec.faskey, production, "faskey")
+    if spec.vendor == "opennds" and not spec.secret:   # it never speaks RADIUS: nobody may with its address
+        spec.secret = secrets.token_hex(16)
+    warnings += check_secret(spec.secret or "", production)
     if spec.uam_secret is not None:
         warnings += check_secret(spec.uam_secret, production, gettext("el secreto UAM"))
     if db.scalar(select(Nas.id).where(Nas.name == spec.name)):
@@ -222,7 +211,7 @@ def add_nas(db: DbSession, spec: NasSpec, production: bool) -> tuple[Nas, list[s
               require_message_authenticator=spec.require_message_authenticator,
               nas_identifier=_check_identifier(db, spec.nas_identifier, None),
               octets_direction=_check_direction(spec.octets_direction or default_octets_direction(spec.vendor)),
-              login_hosts=check_login_hosts(spec.login_hosts))
+              login_hosts=check_login_hosts(spec.login_hosts), fas_level=spec.fas_level, faskey=spec.faskey)
     db.add(nas)
     db.flush()
     return nas, warnings
@@ -240,6 +229,19 @@ class NasChange:
     uam_secret: str | None = None         # '' removes it
     require_message_authenticator: bool | None = None
     login_hosts: str | None = None        # '' clears them
+    fas_level: int | None = None          # openNDS
+    faskey: str | None = None
+
+
+def _fas_change(nas: Nas, change: NasChange, production: bool) -> dict:
+    """The FAS level and faskey after a change, checked together."""
+    if change.fas_level is None and change.faskey is None:
+        return {}
+    level = nas.fas_level if change.fas_level is None else change.fas_level
+    faskey = change.faskey or nas.faskey
+    check_fas(nas.vendor, level, faskey, production)
+    check_secret(faskey or "", production, "faskey")
+    return {"fas_level": level, "faskey": faskey}
 
 
 def update_nas(db: DbSession, name: str, change: NasChange, production: bool = False) -> list[str]:
@@ -265,6 +267,7 @@ def update_nas(db: DbSession, name: str, change: NasChange, production: bool = F
         new["require_message_authenticator"] = change.require_message_authenticator
     if change.login_hosts is not None:
         new["login_hosts"] = check_login_hosts(change.login_hosts)
+    new.update(_fas_change(nas, change, production))
     changed = [field for field, value in new.items() if getattr(nas, field) != value]
     for field in changed:
         setattr(nas, field, new[field])

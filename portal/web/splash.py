@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import or_, select
 
-from portal.core import credentials, people
+from portal.core import credentials, ndsgrants, opennds, people
 from portal.core.arrival import (
     COOVA_ONLINE,
     Arrival,
@@ -23,12 +23,15 @@ from portal.core.arrival import (
 from portal.core.model import AGE_BANDS, GENDERS, Nas, Site, User
 from portal.web.cache import expiring
 from portal.web.extensions import db, limiter, now, redis_client, settings
+from portal.web.opennds import go_online as nds_online
 from portal.web.security import account_key, failed, ip_limit, mac_key
 
 bp = Blueprint("splash", __name__)
 log = logging.getLogger("conecta.portal")
 TOKEN_SLOT = "@@csrf-token@@"   # noqa: S105 - a placeholder in the cached page, not a secret
-NAS_PARAMS = {"uamip", "challenge", "link-login-only", "tok", "nasid", "nas", "zone", "login_url", "res"}
+NAS_PARAMS = {"uamip", "challenge", "link-login-only", "tok", "nasid", "nas", "zone", "login_url", "res", "fas",
+              "authaction"}
+NDS_PARAMS = {"fas", "authaction"}
 
 
 @expiring(10.0)   # every splash page asks; a NAS added or changed shows within 10 s
@@ -42,10 +45,30 @@ def _lookup(name: str | None, host: str | None) -> NasView | None:
     else:
         return None
     nas = db.session.scalars(query.limit(1)).first()
-    if nas is None:
-        return None
+    return _view(nas) if nas is not None else None
+
+
+def _view(nas: Nas) -> NasView:
     hosts = tuple(h.strip() for h in (nas.login_hosts or "").split(",") if h.strip())
-    return NasView(nas.id, nas.name, nas.ip, nas.vendor, nas.site_id, nas.uam_secret, hosts)
+    return NasView(nas.id, nas.name, nas.ip, nas.vendor, nas.site_id, nas.uam_secret, hosts, nas.nas_identifier,
+                   nas.fas_level, nas.faskey)
+
+
+@expiring(10.0)
+def _keyed() -> list[NasView]:
+    """openNDS gateways whose redirects are encrypted (levels 2 and 3): one of their faskeys opens a redirect."""
+    rows = db.session.scalars(select(Nas).where(Nas.vendor == "opennds", Nas.fas_level.in_((2, 3)))).all()
+    return [_view(nas) for nas in rows]
+
+
+def _arrive() -> Arrival:
+    """The checked redirect of this request (openNDS's apart: they name their gateway inside)."""
+    if NDS_PARAMS & set(request.args):
+        arrival = opennds.parse(request.args, _lookup, request.remote_addr, _keyed)
+        if arrival.extra["level"] == 3 and "gateway" in arrival.extra:
+            ndsgrants.remember_gateway_name(redis_client(), arrival.nas_id, arrival.extra.pop("gateway"))
+        return arrival
+    return parse_arrival(request.args, _lookup, _raw_urls(), request.remote_addr)
 
 
 def _raw_urls() -> list[str]:
@@ -108,7 +131,7 @@ def index() -> Response | tuple[str, int]:
     """Arrive from an access point (its redirect parameters) or come back to the splash page."""
     if NAS_PARAMS & set(request.args):
         try:
-            arrival = parse_arrival(request.args, _lookup, _raw_urls(), request.remote_addr)
+            arrival = _arrive()
         except ArrivalError as exc:
             log.warning("access point redirect refused: %s", exc)   # no address, no MAC: personal data
             return render_template("error.html", message=_(
@@ -139,7 +162,7 @@ def _go_online(user: User) -> Response | tuple[str, int]:
     if arrival is None:
         return _page(None, _("Abre esta página desde la red Wi-Fi del municipio para conectarte."), 400)
     if arrival.vendor == "opennds":
-        return redirect(handoff(arrival, "", "", None, _onward(arrival)).url)
+        return nds_online(user, arrival, _onward(arrival))
     if arrival.vendor == "coova" and not arrival.challenge:   # chilli said success or already: online
         return redirect(url_for("status.index"))
     username, password = credentials.issue(redis_client(), user.id, arrival.nas_id, arrival.mac)

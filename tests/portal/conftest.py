@@ -11,6 +11,7 @@ from tests.support.builders import SECRET, settle
 from tests.support.chilli import CoovaSim
 from tests.support.mikrotik import MikrotikSim
 from tests.support.nassim import COOVA_NAS, COOVA_NASID, MIKROTIK_NAS, register_sim_nas, use_coa_port
+from tests.support.ndsfas import FASKEY
 from tests.support.portal import PORTAL
 
 
@@ -21,7 +22,11 @@ def fleet_ids(db_factory, policies) -> dict[str, int]:
     with db_factory() as db:
         for name, ip, vendor in (("ap-opennds", "10.9.0.3", "opennds"), ("ap-pfsense", "10.9.0.4", "pfsense"),
                                  ("ap-generic", "10.9.0.5", "generic")):
-            nas, _ = sites.add_nas(db, sites.NasSpec(name, "Parque Central", ip, SECRET, vendor), production=False)
+            fas = (2, FASKEY) if vendor == "opennds" else (None, None)
+            # openNDS names its gateway by its address on the clients' side: registered as a login host.
+            hosts = "10.77.0.1" if vendor == "opennds" else None
+            nas, _ = sites.add_nas(db, sites.NasSpec(name, "Parque Central", ip, SECRET, vendor, login_hosts=hosts,
+                                                     fas_level=fas[0], faskey=fas[1]), production=False)
             ids[vendor] = nas.id
         db.commit()
     return ids

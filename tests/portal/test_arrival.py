@@ -15,6 +15,7 @@ from sqlalchemy import select
 from portal.core.model import User
 from tests.support.mikrotik import octal
 from tests.support.nassim import COOVA_NAS, COOVA_UAM_SECRET
+from tests.support.ndsfas import FASKEY, level0_url, level1_url, level2_url
 from tests.support.portal import (
     MAC,
     MAC_NORM,
@@ -103,9 +104,8 @@ def test_mikrotik_arrival_chap_handoff_accepted_by_radius(client, mikrotik, redi
 def test_other_access_points_parse_and_hand_off(client, redis_client, fleet_ids, kind):
     environ = dict(ELSEWHERE)
     if kind == "opennds":
-        url = PORTAL + "?" + urlencode({"clientip": "10.2.0.5", "clientmac": "aa:bb:cc:00:00:05", "gatewayname":
-                                        "ap-opennds", "tok": "a1b2c3d4e5", "redir": "http://example.org/",
-                                        "gatewayaddress": "10.9.0.3:2050", "authdir": "opennds_auth"})
+        tok = "a1b2c3d4"
+        url = level2_url(tok)
     elif kind.startswith("pfsense"):
         params = {"zone": "parque", "redirurl": "http://example.org/", "mac": "aa:bb:cc:00:00:06"}
         if kind == "pfsense":
@@ -122,8 +122,9 @@ def test_other_access_points_parse_and_hand_off(client, redis_client, fleet_ids,
     if kind == "opennds":
         assert resp.status_code == 302
         target = urlsplit(resp.headers["Location"])
-        assert target.netloc == "10.9.0.3:2050" and target.path == "/opennds_auth/"
-        assert parse_qs(target.query) == {"tok": ["a1b2c3d4e5"], "redir": [ONWARD]}
+        assert target.netloc == "10.77.0.1:2050" and target.path == "/opennds_auth/"
+        rhid = hashlib.sha256((hashlib.sha256(tok.encode()).hexdigest() + FASKEY).encode()).hexdigest()
+        assert parse_qs(target.query) == {"tok": [rhid], "redir": [ONWARD]}
         return
     action, fields = handoff_form(page(resp))
     if kind.startswith("pfsense"):
@@ -157,8 +158,16 @@ BAD_ARRIVALS = {
     "mikrotik chap-id not octal": mikrotik_url() .replace("chap-id=%5C247", "chap-id=xyz"),
     "mikrotik no mac": PORTAL + "?" + urlencode({"link-login-only": "http://10.5.50.1/login", "chap-id": "\\001",
                                                  "chap-challenge": "\\001" * 16}),
-    "opennds tok malformed": PORTAL + "?" + urlencode({"gatewayname": "ap-opennds", "tok": "../../x",
-                                                       "gatewayaddress": "10.9.0.3:2050"}),
+    "opennds flat query (9.10 never sends it)": PORTAL + "?" + urlencode(
+        {"gatewayname": "ap-opennds", "tok": "a1b2c3d4", "gatewayaddress": "10.9.0.3:2050", "clientmac": MAC}),
+    "opennds level 0 naming a level-2 gateway": level0_url("a1b2c3d4"),
+    "opennds level 1 naming a level-2 gateway": level1_url("a1b2c3d4"),
+    "opennds level 2 under another key": level2_url("a1b2c3d4", faskey="NotTheRightKey99"),
+    "opennds level 2 iv not 16 characters": level2_url("a1b2c3d4", send_iv="0123456789abcdef0"),
+    "opennds level 2 with another iv": level2_url("a1b2c3d4", send_iv="0123456789abcdef"),
+    "opennds level 2 padding wrong": level2_url("a1b2c3d4", cut=16),
+    "opennds level 2 from an unknown gateway": level2_url("a1b2c3d4", name="ap-nadie"),
+    "opennds fas not base64": PORTAL + "?fas=%25%25%25",
     "unknown nas": PORTAL + "?nas=nadie&mac=aa:bb:cc:00:00:01",
     "only res": PORTAL + "?res=notyet",
     "not utf-8": PORTAL + "?nasid=%ff%fe&uamip=10.1.0.1&challenge=" + "ab" * 16,

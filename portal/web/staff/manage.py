@@ -22,6 +22,7 @@ from portal.web.staff.access import record, role
 from portal.web.staff.alerts import windows_of
 from portal.web.staff.board import person_pseudonym
 
+SECRET_FIELDS = ("uam_secret", "faskey")
 bp = Blueprint("manage", __name__)
 
 
@@ -110,16 +111,20 @@ def nas_list() -> tuple[str, int] | str:
     error, shown = None, None
     if request.method == "POST":
         secret = secrets.token_hex(16)
+        vendor = request.form.get("vendor", "")
+        # openNDS has no RADIUS: what it shares with Conecta is its faskey, generated here like a secret.
+        faskey = secrets.token_hex(8) if vendor == "opennds" else None
         spec = sites.NasSpec(request.form.get("name", "").strip(), request.form.get("site", ""),
-                             request.form.get("ip", ""), secret, request.form.get("vendor", ""),
+                             request.form.get("ip", ""), secret, vendor,
                              nas_identifier=request.form.get("nas_identifier", "").strip() or None,
-                             octets_direction=request.form.get("octets_direction") or None)
+                             octets_direction=request.form.get("octets_direction") or None,
+                             fas_level=_level(request.form.get("fas_level")), faskey=faskey)
         try:
             row, _warnings = sites.add_nas(db.session, spec, settings().production)
             probes.set_probe(db.session, row.name, request.form.get("probe") or "icmp")
             record("nas-add", row.name)
             commit_or_explain(db.session)
-            shown = (row.name, secret)
+            shown = (row.name, faskey or secret, "faskey" if faskey else "secret")
         except InputError as exc:
             db.session.rollback()
             error = said_error(exc)
@@ -143,9 +148,9 @@ def nas_edit(nas_id: int) -> tuple[str, int] | Response:
     if request.method == "POST":
         try:
             changed = sites.update_nas(db.session, row.name, _nas_change(), settings().production)
-            if changed:
-                said = (f if f == "uam_secret" else f"{f}={'' if getattr(row, f) is None else getattr(row, f)}"
-                        for f in changed)           # the UAM secret is never written to the audit log
+            if changed:   # secrets (UAM secret, faskey) are never written to the audit log: only that they changed
+                said = (f if f in SECRET_FIELDS else f"{f}={'' if getattr(row, f) is None else getattr(row, f)}"
+                        for f in changed)
                 record("nas-edit", f"{row.name}: " + ", ".join(said))
             commit_or_explain(db.session)
             return redirect(url_for("staff.manage.nas_list", saved=row.name))
@@ -162,7 +167,17 @@ def _nas_change() -> sites.NasChange:
     return sites.NasChange(request.form.get("nas_identifier"), request.form.get("octets_direction") or None,
                            _port(request.form.get("coa_port")), request.form.get("probe"), uam,
                            None if require not in ("yes", "no") else require == "yes",
-                           request.form.get("login_hosts"))
+                           request.form.get("login_hosts"), _level(request.form.get("fas_level")),
+                           request.form.get("faskey") or None)
+
+
+def _level(text: str | None) -> int | None:
+    """The FAS level field (openNDS): None when not sent or blank, InputError when not 0-3."""
+    if text is None or not text.strip():
+        return None
+    if text.strip() not in ("0", "1", "2", "3"):
+        raise InputError(N_("el nivel FAS debe ser 0, 1, 2 o 3"))
+    return int(text)
 
 
 def _port(text: str | None) -> int | None:
