@@ -14,7 +14,7 @@ from flask_wtf.csrf import CSRFError
 
 from policies.messages import N_
 from portal.core.settings import Settings, load_settings
-from portal.web import api, capport, estado, extensions, health, security, splash, staff, status, telemetry
+from portal.web import api, capport, city, estado, extensions, health, security, splash, staff, status, telemetry
 
 # The top-level templates/ sits beside portal/ in a checkout and in site-packages alike (the wheel
 # installs it there), so one path serves both.
@@ -70,7 +70,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
     app.jinja_env.filters["local"] = lambda when: local_time(when, settings.tz)
     security.init_app(app, settings)
     telemetry.init_app(app)
-    for module in (health, splash, status, capport, staff, api, estado):
+    city.init_app(app)
+    for module in (health, splash, status, capport, staff, api, estado, city):
         app.register_blueprint(module.bp)
     _error_pages(app)
     return app
