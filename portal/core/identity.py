@@ -179,7 +179,7 @@ def set_logo(db: DbSession, data: bytes, now: datetime) -> CityLogo:
 
 
 def _reencode(data: bytes) -> tuple[bytes, int, int]:
-    from PIL import Image, UnidentifiedImageError   # only the logo needs Pillow: RADIUS never loads it
+    from PIL import Image, UnidentifiedImageError  # only the logo needs Pillow: RADIUS never loads it
 
     refusal = IdentityError(N_("El logotipo debe ser una imagen PNG, JPEG, GIF o WebP."))
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Flask, Response, abort
+from flask import Blueprint, Flask, Response, abort, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from portal.core import identity
@@ -25,6 +25,11 @@ def current() -> identity.Identity:
         db.session.rollback()
         log.warning("city identity unreadable, defaults shown: %s", type(exc).__name__)
         return identity.Identity()
+
+
+def forget() -> None:
+    """Drop this process's cached identity (after the console changed it: shown at once, not in 10 s)."""
+    current_app.extensions.get("conecta_cache", {}).pop(current.__qualname__, None)
 
 
 def init_app(app: Flask) -> None:
