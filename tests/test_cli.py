@@ -149,7 +149,7 @@ def test_init_creates_the_schema_in_an_empty_data_dir(tmp_path, redis_url):
 
     first = cli("init")
     assert first.code == 0, first
-    assert "centro-digital, ejido, parque, personal" in first.out
+    assert "centro-digital, demo, ejido, parque, personal" in first.out
     assert "database ready" in first.out
     with sqlite3.connect(db_path) as con:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -171,7 +171,7 @@ def test_init_demo_prints_the_nas_secret_and_is_idempotent(cli, db_factory):
     assert second.code == 0, second
     assert second.out.strip().splitlines()[-1].endswith(f"secret: {secret}")
 
-    assert rows(db_factory, "SELECT name, kind, policy FROM sites") == [("Parque Demo", "park", "parque")]
+    assert rows(db_factory, "SELECT name, kind, policy FROM sites") == [("Parque Demo", "park", "demo")]
     assert rows(db_factory, "SELECT n.name, n.ip, n.secret, s.name FROM nas n JOIN sites s ON s.id = n.site_id") \
         == [("demo-ap", "127.0.0.1", secret, "Parque Demo")]
 
