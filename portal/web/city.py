@@ -28,8 +28,9 @@ def current() -> identity.Identity:
 
 
 def forget() -> None:
-    """Drop this process's cached identity (after the console changed it: shown at once, not in 10 s)."""
-    current_app.extensions.get("conecta_cache", {}).pop(current.__qualname__, None)
+    """Drop this process's cached identity and the pages rendered with it (after the console changed it:
+    shown at once, not within 10 s). Changes are rare: the whole small cache goes."""
+    current_app.extensions.get("conecta_cache", {}).clear()
 
 
 def init_app(app: Flask) -> None:
