@@ -149,7 +149,7 @@ def test_init_creates_the_schema_in_an_empty_data_dir(tmp_path, redis_url):
 
     first = cli("init")
     assert first.code == 0, first
-    assert "centro-digital, ejido, parque, personal" in first.out
+    assert "centro-digital, demo, ejido, parque, personal" in first.out
     assert "database ready" in first.out
     with sqlite3.connect(db_path) as con:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -171,7 +171,7 @@ def test_init_demo_prints_the_nas_secret_and_is_idempotent(cli, db_factory):
     assert second.code == 0, second
     assert second.out.strip().splitlines()[-1].endswith(f"secret: {secret}")
 
-    assert rows(db_factory, "SELECT name, kind, policy FROM sites") == [("Parque Demo", "park", "parque")]
+    assert rows(db_factory, "SELECT name, kind, policy FROM sites") == [("Parque Demo", "park", "demo")]
     assert rows(db_factory, "SELECT n.name, n.ip, n.secret, s.name FROM nas n JOIN sites s ON s.id = n.site_id") \
         == [("demo-ap", "127.0.0.1", secret, "Parque Demo")]
 
@@ -356,13 +356,13 @@ def test_an_opennds_gateway_needs_its_fas_level_and_faskey(cli, db_factory, poli
         nas("ap-n5", "10.0.1.5", "--fas-level", "2", "--faskey", key),    # no --secret: it has no RADIUS
         ("nas", "add", "ap-m", "--site", "Parque Hidalgo", "--ip", "10.0.1.6", "--vendor", "mikrotik",
          "--secret", GOOD_SECRET, "--fas-level", "2", "--faskey", key), env=None)
-    assert_error(silent, "--fas-level 1, 2 or 3")
+    assert_error(silent, "--fas-level 1, 2 o 3")
     assert_error(no_key, "--faskey")
     level0_prod = cli.finish(level0_prod)
-    assert_error(level0_prod, "level 0", "refused in production")
-    assert level0_dev.code == 0 and "warning: FAS level 0" in level0_dev.err, level0_dev
+    assert_error(level0_prod, "nivel FAS 0", "no se acepta en producción")
+    assert level0_dev.code == 0 and "warning: el nivel FAS 0" in level0_dev.err, level0_dev
     assert good.code == 0 and "FAS level 2" in good.out and "warning" not in good.err, good
-    assert_error(mikrotik, "openNDS gateways only")
+    assert_error(mikrotik, "solo para pasarelas openNDS")
     shown, changed = cli.many(("nas", "show", "ap-n5"), ("nas", "set", "ap-n5", "--fas-level", "3"))
     assert "faskey: (hidden)" in shown.out and key not in shown.out and "fas_level: " in shown.out
     assert changed.code == 0 and "fas_level" in changed.out, changed
@@ -544,7 +544,7 @@ def test_nas_login_hosts(cli, db_factory, policies):
     assert rows(db_factory, "SELECT login_hosts FROM nas") == [("10.5.50.1,hotspot.lan",)]
     bad = cli("nas", "set", "ap-rb", "--login-hosts", "http://evil.example/")
     changed = cli("nas", "set", "ap-rb", "--login-hosts", "10.5.50.1,10.5.50.1,login.lan")
-    assert_error(bad, "login host 'http://evil.example/' is not an IP address or a host name")
+    assert_error(bad, "'http://evil.example/' no es una dirección IP ni un nombre de host")
     assert changed.code == 0 and "login_hosts changed" in changed.out, changed
     assert rows(db_factory, "SELECT login_hosts FROM nas") == [("10.5.50.1,login.lan",)]
     assert cli("nas", "set", "ap-rb", "--login-hosts", "").code == 0

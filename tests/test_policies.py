@@ -54,7 +54,7 @@ def cut_off(shipped):
 
 
 def test_every_shipped_policy_loads_with_its_figures(shipped):
-    assert set(shipped) == {"parque", "centro-digital", "ejido", "personal"}
+    assert set(shipped) == {"parque", "centro-digital", "ejido", "personal", "demo"}
     assert {p.stem for p in POLICY_DIR.glob("*.toml")} == set(shipped)
 
     parque = shipped["parque"]
@@ -80,7 +80,12 @@ def test_every_shipped_policy_loads_with_its_figures(shipped):
     assert (personal.limits.daily_time, personal.limits.monthly_data, personal.limits.session_time) == \
         (None, None, 24 * HOUR)
     assert (personal.rate_down, personal.rate_up) == (50 * MB, 10 * MB)
-    assert {p.after_quota.action for name, p in shipped.items() if name != "parque"} == {"disconnect"}
+    assert {p.after_quota.action for name, p in shipped.items() if name not in ("parque", "demo")} == {"disconnect"}
+    # make run's demo site: the park at any hour, so a tester at night can connect
+    demo = shipped["demo"]
+    assert (demo.open, demo.close) == (None, None)
+    assert (demo.limits, demo.rate_down, demo.rate_up, demo.after_quota) == \
+        (parque.limits, parque.rate_down, parque.rate_up, parque.after_quota)
 
 
 # --- units ------------------------------------------------------------------------------------------------

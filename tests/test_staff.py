@@ -15,7 +15,7 @@ from tests.support.web import csrf_token
 
 PASSWORD = "correct horse battery staple"
 ADMIN_ONLY = ["/staff/sessions", "/staff/sites", "/staff/sites/1", "/staff/nas", "/staff/nas/1", "/staff/people",
-              "/staff/audit", "/staff/nas/1/rotate", "/staff/nas/1/remove"]
+              "/staff/audit", "/staff/nas/1/rotate", "/staff/nas/1/remove", "/staff/identity"]
 ANY_STAFF = ["/staff/", "/staff/policies", "/staff/faults", "/staff/reports", "/staff/reports/hours.svg",
              "/staff/reports/trend.svg",
              "/staff/reports/sites.svg", "/staff/reports/export.csv", "/staff/reports/export.xlsx",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from portal.cli import monitor, nas, report, services, simulate, sites, staff, upkeep, users
+from portal.cli import identity, monitor, nas, report, services, simulate, sites, staff, upkeep, users
 from portal.cli.context import ConectaGroup, Context
 from portal.core import logs
 
@@ -18,5 +18,5 @@ def main(ctx: click.Context, log_level: str) -> None:
     ctx.obj = Context()
 
 
-for _group in (services, monitor, sites, nas, users, staff, report, upkeep, simulate):
+for _group in (services, monitor, sites, nas, users, staff, report, upkeep, simulate, identity):
     _group.register(main)

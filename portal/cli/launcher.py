@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -45,17 +46,34 @@ def gunicorn_command(settings: Settings, workers: int = 2) -> list[str]:
             "--no-control-socket", "wsgi:app"]
 
 
-def _banner(settings: Settings, engine: Engine, redis_url: str) -> None:
+def demo_splash_url(portal: str, uam_secret: str) -> str:
+    """The link a CoovaChilli registered as demo-ap would redirect a new phone to, signed with its UAM
+    secret (md): a tester opens the citizen's splash page without an access point."""
+    url = (f"{portal}?res=notyet&uamip=127.0.0.1&uamport=3990&challenge={'0' * 32}&mac=02-00-00-00-00-01"
+           f"&ip=127.0.0.1&nasid=demo-ap&userurl=")
+    return f"{url}&md={hashlib.md5((url + uam_secret).encode(), usedforsecurity=False).hexdigest().upper()}"
+
+
+def banner(settings: Settings, engine: Engine, redis_url: str) -> None:
+    """What a tester needs: the URLs and ports, the demo NAS's secrets, a RADIUS try and a citizen's link."""
     host = "127.0.0.1" if settings.portal_host == "0.0.0.0" else settings.portal_host
+    portal = f"http://{host}:{settings.portal_port}/"
     print(f"Conecta is running ({settings.env}).", flush=True)
-    print(f"  portal:  http://{host}:{settings.portal_port}/", flush=True)
+    print(f"  portal:  {portal}", flush=True)
     print(f"  RADIUS:  auth {settings.radius_auth_port}/udp, acct {settings.radius_acct_port}/udp "
           f"on {settings.radius_host}", flush=True)
     print(f"  Redis:   {redis_url}", flush=True)
     with engine.connect() as conn:
-        secret = conn.execute(select(Nas.secret).where(Nas.name == "demo-ap")).scalar()
-    if secret:
-        print(f"  demo NAS 127.0.0.1 secret: {secret}", flush=True)
+        demo = conn.execute(select(Nas.secret, Nas.uam_secret).where(Nas.name == "demo-ap")).first()
+    if demo:
+        print(f"  demo NAS 127.0.0.1 secret: {demo.secret}", flush=True)
+        print(f"  demo NAS UAM secret:       {demo.uam_secret}", flush=True)
+        print("  try RADIUS (policy demo: open at any hour):", flush=True)
+        print("    conecta user add ana --password una-clave-larga --policy demo", flush=True)
+        print(f'    echo "User-Name=ana,User-Password=una-clave-larga,Message-Authenticator=0x00" '
+              f"| radclient 127.0.0.1:{settings.radius_auth_port} auth {demo.secret}", flush=True)
+        if demo.uam_secret:
+            print(f"  a phone's first page at the demo NAS: {demo_splash_url(portal, demo.uam_secret)}", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
 
 
@@ -132,7 +150,7 @@ def run_all(settings: Settings, engine: Engine) -> int:
         for child in children:
             child.start()
         time.sleep(1.0)
-        _banner(settings, engine, url)
+        banner(settings, engine, url)
         status = 0
         try:
             while not stopping:

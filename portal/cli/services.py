@@ -40,16 +40,22 @@ def init(c: Context, demo: bool) -> None:
 
 
 def _demo(c: Context) -> None:
+    """The demo site (policy `demo`: open at any hour, so a tester at night can connect) and its NAS."""
     with c.db() as db:
         nas = db.scalar(select(Nas).where(Nas.name == "demo-ap"))
         if nas is None:
             if not db.scalar(select(Site.id).where(Site.name == "Parque Demo")):
-                sites.add_site(db, c.policies, "Parque Demo", "park", "parque", planned_gb_month=50)
+                sites.add_site(db, c.policies, "Parque Demo", "park", "demo", planned_gb_month=50)
             spec = sites.NasSpec("demo-ap", "Parque Demo", "127.0.0.1", secrets.token_hex(16), "coova",
                                  uam_secret=secrets.token_hex(16))
             nas, _ = sites.add_nas(db, spec, production=False)
-            commit_or_explain(db)
-        click.echo(f"demo site 'Parque Demo', NAS 'demo-ap' for 127.0.0.1, secret: {nas.secret}")
+        site = db.get(Site, nas.site_id)
+        if site.name == "Parque Demo" and site.policy == "parque":   # made by an earlier version
+            site.policy = "demo"
+        commit_or_explain(db)
+        click.echo(f"demo NAS UAM secret (CoovaChilli HS_UAMSECRET): {nas.uam_secret}")
+        click.echo(f"demo site 'Parque Demo' (policy demo: open at any hour), NAS 'demo-ap' for 127.0.0.1, "
+                   f"secret: {nas.secret}")
 
 
 @click.command()

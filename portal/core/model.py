@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -399,3 +400,34 @@ class Alert(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_error: Mapped[str | None] = mapped_column(String(200))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class CitySetting(Base):
+    """One value of the city's identity: its name, the program's, the SSID, contact and privacy notice
+    fields (portal/core/identity.py says which keys exist)."""
+
+    __tablename__ = "city_settings"
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CityLogo(Base):
+    """The city's logo, one row: re-encoded as PNG when it was set, so what is served is what was checked."""
+
+    __tablename__ = "city_logo"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    digest: Mapped[str] = mapped_column(String(64))   # sha256: the URL and the ETag
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PrivacyNotice(Base):
+    """A version of the privacy notice as published (its fields as JSON): a person's consent names one."""
+
+    __tablename__ = "privacy_notices"
+    version: Mapped[str] = mapped_column(String(16), primary_key=True)
+    published_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    fields: Mapped[str] = mapped_column(Text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -15,9 +15,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as DbSession
 
 from portal.core.accounts import USERNAME
+from portal.core.identity import FIRST_NOTICE_VERSION
 from portal.core.model import AGE_BANDS, GENDERS, Device, Session, User, utcnow
 
-PRIVACY_NOTICE_VERSION = "2026-11"
+PRIVACY_NOTICE_VERSION = FIRST_NOTICE_VERSION   # until the city publishes its own (identity.update)
 _hasher = PasswordHasher()
 
 
@@ -53,16 +54,28 @@ def check_registration(reg: Registration, communities: list[str]) -> str | None:
     return None
 
 
-def register(db: DbSession, reg: Registration, mac: str | None, now: datetime) -> User:
-    """Create a person with consent on record, and remember their device; the caller commits."""
+def register(db: DbSession, reg: Registration, mac: str | None, now: datetime,
+             notice_version: str = PRIVACY_NOTICE_VERSION) -> User:
+    """Create a person with consent to `notice_version` on record, and remember their device; the caller
+    commits."""
     user = User(username="p-" + secrets.token_hex(8), password=None, gender=reg.gender,
                 age_band=reg.age_band, community=reg.community, source="portal",
-                consent_version=PRIVACY_NOTICE_VERSION, consent_at=now.replace(tzinfo=None),
+                consent_version=notice_version, consent_at=_utc(now),
                 guardian_consent=reg.guardian_consent)
     db.add(user)
     db.flush()
     remember_device(db, user.id, mac)
     return user
+
+
+def consent(user: User, notice_version: str, now: datetime) -> None:
+    """Record that a returning person accepted `notice_version` of the privacy notice; the caller commits."""
+    user.consent_version, user.consent_at = notice_version, _utc(now)
+
+
+def _utc(now: datetime) -> datetime:
+    """Stored times are naive UTC."""
+    return now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now
 
 
 def remember_device(db: DbSession, user_id: int, mac: str | None) -> None:

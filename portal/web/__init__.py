@@ -18,6 +18,7 @@ from portal.core.settings import Settings, load_settings
 from portal.web import (
     api,
     capport,
+    city,
     estado,
     extensions,
     filters,
@@ -89,7 +90,8 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] |
     app.jinja_env.globals["column"] = filters.column
     security.init_app(app, settings)
     telemetry.init_app(app)
-    for module in (health, splash, status, capport, staff, api, estado, opennds):
+    city.init_app(app)
+    for module in (health, splash, status, capport, staff, api, estado, opennds, city):
         app.register_blueprint(module.bp)
     _error_pages(app)
     return app

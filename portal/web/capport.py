@@ -22,7 +22,7 @@ from portal.core.macs import normalize_mac
 from portal.core.model import Session, User
 from portal.web.extensions import db, limiter
 from portal.web.security import ip_limit
-from portal.web.status import standing_of
+from portal.web.standing import standing_of
 
 bp = Blueprint("capport", __name__)
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import redis
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_sqlalchemy import SQLAlchemy
@@ -52,9 +52,23 @@ def redis_url(s: Settings) -> str:
 
 def init_app(app: Flask, s: Settings, clock: Callable[[], datetime] | None) -> None:
     """Attach the database and CSRF protection; note the clock (aware UTC) the pages use."""
+    app.before_request(_upload_limit)   # before CSRFProtect's own hook, which reads the form first
     db.init_app(app)
     csrf.init_app(app)
     app.extensions["conecta_clock"] = clock or (lambda: datetime.now(timezone.utc))
+
+
+# The console's identity forms may carry more than MAX_CONTENT_LENGTH: the logo, and text fields that the
+# page itself refuses in words when too long (past these limits: 413, which that page turns into words).
+UPLOADS = {"/staff/identity/logo": 256 * 1024, "/staff/identity": 64 * 1024}
+
+
+def _upload_limit() -> None:
+    """Let the identity forms carry more than any other form (the page itself checks sizes again)."""
+    limit = UPLOADS.get(request.path)
+    if limit is not None and request.method == "POST":
+        request.max_content_length = limit
+        request.max_form_memory_size = limit
 
 
 def now() -> datetime:

@@ -10,7 +10,8 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import or_, select
 
-from portal.core import credentials, ndsgrants, opennds, people
+from policies import Usage, evaluate
+from portal.core import credentials, ndsgrants, opennds, people, quota
 from portal.core.arrival import (
     COOVA_ONLINE,
     Arrival,
@@ -21,10 +22,12 @@ from portal.core.arrival import (
     parse_arrival,
 )
 from portal.core.model import AGE_BANDS, GENDERS, Nas, Site, User
+from portal.web import city
 from portal.web.cache import expiring
 from portal.web.extensions import db, limiter, now, redis_client, settings
 from portal.web.opennds import go_online as nds_online
 from portal.web.security import account_key, failed, ip_limit, mac_key
+from portal.web.standing import hours_of, site_policy, standing_of
 
 bp = Blueprint("splash", __name__)
 log = logging.getLogger("conecta.portal")
@@ -107,22 +110,44 @@ def _uam_secret(nas_id: int) -> str:
 
 
 def _page(arrival: Arrival | None, error: str | None = None, status: int = 200, **extra) -> tuple[str, int]:
+    """The splash page: registration for a new visitor, one tap for a remembered person (with what they
+    have left and whether they may connect now), the opening hours; `extra` names the field an error
+    concerns (errors={field: text}), the form as sent, show_login."""
     person = current_person()
     communities = _communities(arrival.site_id if arrival else None)
-    if arrival is not None and person is None and error is None and not extra and request.path == "/":
-        # Every new phone in a park gets this page: rendered once per language and list of communities.
-        return _fresh_form(str(get_locale()), communities).replace(TOKEN_SLOT, generate_csrf()), status
-    return render_template("splash.html", arrival=arrival, person=person, error=error, genders=GENDERS,
-                           age_bands=AGE_BANDS, communities=communities, **extra), status
+    if person is not None and arrival is not None:
+        return _returning(person, arrival, error, status, **extra)
+    hours = hours_of(site_policy(arrival.site_id)) if arrival else None
+    if arrival is not None and error is None and not extra and request.path == "/":
+        # Every new phone in a park gets this page: rendered once per language, communities and hours.
+        key = tuple(hours.values()) if hours else None
+        return _fresh_form(str(get_locale()), communities, key).replace(TOKEN_SLOT, generate_csrf()), status
+    return render_template("splash.html", arrival=arrival, person=None, error=error, genders=GENDERS,
+                           age_bands=AGE_BANDS, communities=communities, hours=hours,
+                           errors=extra.pop("errors", {}), **extra), status
+
+
+def _returning(person: User, arrival: Arrival, error: str | None, status: int, **extra) -> tuple[str, int]:
+    """The remembered person's page: the decision RADIUS would make for a new session now, what is left
+    today, and the privacy notice again when a new version was published since they accepted one."""
+    standing = standing_of(person, arrival.site_id, running=False)
+    today = quota.today(quota.left(standing.policy, standing.usage)) if standing else None
+    refusal = standing.decision.message if standing and not standing.decision.accept else None
+    return render_template("splash.html", arrival=arrival, person=person, error=error, standing=standing,
+                           today=today, refusal=refusal, hours=hours_of(standing.policy if standing else None),
+                           reconsent=person.consent_version != city.current().notice_version,
+                           errors=extra.pop("errors", {}), **extra), status
 
 
 @expiring(10.0)
-def _fresh_form(locale: str, communities: tuple[str, ...]) -> str:
+def _fresh_form(locale: str, communities: tuple[str, ...], hours: tuple | None) -> str:
     """The registration page for a newly arrived visitor, the same for all but the CSRF token: rendering
-    it (~1 ms of Jinja and gettext) is most of a splash request, so it is done once per language and
-    communities, and each visitor's token is put in its slot."""
+    it (~1 ms of Jinja and gettext) is most of a splash request, so it is done once per language,
+    communities and opening hours (and whether open now), and each visitor's token is put in its slot."""
+    shown = dict(zip(("open", "close", "closed"), hours)) if hours else None
     return render_template("splash.html", arrival=True, person=None, error=None, genders=GENDERS,
-                           age_bands=AGE_BANDS, communities=communities, csrf_token=lambda: TOKEN_SLOT)
+                           age_bands=AGE_BANDS, communities=communities, hours=shown, errors={},
+                           csrf_token=lambda: TOKEN_SLOT)
 
 
 @bp.get("/")
@@ -144,8 +169,13 @@ def index() -> Response | tuple[str, int]:
             session["online"] = True
             return redirect(url_for("status.index"))
         if result == "failed" or (arrival.vendor == "mikrotik" and request.args.get("error")):
-            # The access point's own words are not shown: a link could carry any text.
-            return _page(arrival, _("No se pudo conectar. Si usaste tu tiempo o tus datos, revisa tu saldo."))
+            # The access point's own words are not shown (a link could carry any text): the page for a
+            # remembered person says why RADIUS refused, from the same decision.
+            person = current_person()
+            standing = standing_of(person, arrival.site_id, running=False) if person else None
+            if standing is None or standing.decision.accept:
+                return _page(arrival, _("No se pudo conectar. Vuelve a intentarlo en un momento."))
+            return _page(arrival)
     return _page(current_arrival())
 
 
@@ -160,16 +190,30 @@ def _onward(arrival: Arrival) -> str:
 def _go_online(user: User) -> Response | tuple[str, int]:
     arrival = current_arrival()
     if arrival is None:
-        return _page(None, _("Abre esta página desde la red Wi-Fi del municipio para conectarte."), 400)
-    if arrival.vendor == "opennds":
-        return nds_online(user, arrival, _onward(arrival))
+        return _page(None, _("Abre esta página desde la red Wi-Fi «%(ssid)s» para conectarte.",
+                              ssid=city.current().ssid), 400)
     if arrival.vendor == "coova" and not arrival.challenge:   # chilli said success or already: online
         return redirect(url_for("status.index"))
+    standing = standing_of(user, arrival.site_id, running=False)
+    if standing is not None and not standing.decision.accept:
+        # What RADIUS would answer: say it here, beside the button, instead of a hand-off it would refuse.
+        return _page(arrival, None, 400, errors={"connect": standing.decision.message})
+    if arrival.vendor == "opennds":
+        return nds_online(user, arrival, _onward(arrival))
     username, password = credentials.issue(redis_client(), user.id, arrival.nas_id, arrival.mac)
     target = handoff(arrival, username, password, _uam_secret(arrival.nas_id) or None, _onward(arrival))
     if target.method == "GET":
         return redirect(target.url)
     return render_template("handoff.html", target=target), 200
+
+
+def _closed_for_newcomers(arrival: Arrival) -> str | None:
+    """Why a new person could not connect here now (opening hours: their counters are all zero)."""
+    policy = site_policy(arrival.site_id)
+    if policy is None:
+        return None
+    decision = evaluate(policy, Usage(), now().astimezone(settings().tz), str(get_locale() or "es"))
+    return None if decision.accept else decision.message
 
 
 @bp.post("/register")
@@ -179,7 +223,8 @@ def register() -> Response | tuple[str, int]:
     """Register once: gender, age band, community and consent; then go online."""
     arrival = current_arrival()
     if arrival is None:   # store nothing for a browser that did not come through an access point
-        return _page(None, _("Abre esta página desde la red Wi-Fi del municipio para conectarte."), 400)
+        return _page(None, _("Abre esta página desde la red Wi-Fi «%(ssid)s» para conectarte.",
+                              ssid=city.current().ssid), 400)
     form = request.form
     reg = people.Registration(
         gender=form.get("gender", ""), age_band=form.get("age_band", ""),
@@ -187,8 +232,11 @@ def register() -> Response | tuple[str, int]:
         accepted_privacy=form.get("privacy") == "yes", guardian_consent=form.get("guardian") == "yes")
     fault = people.check_registration(reg, _communities(arrival.site_id))
     if fault:
-        return _page(arrival, _error_text(fault), 400, form=form)
-    user = people.register(db.session, reg, arrival.mac, now())
+        return _page(arrival, None, 400, form=form, errors={fault: _error_text(fault)})
+    closed = _closed_for_newcomers(arrival)
+    if closed:   # nothing is stored for a visit that cannot go online now
+        return _page(arrival, closed, 400, form=form)
+    user = people.register(db.session, reg, arrival.mac, now(), city.current().notice_version)
     db.session.commit()
     session.permanent = True
     session["uid"] = user.id
@@ -209,12 +257,18 @@ def _error_text(fault: str) -> str:
 @limiter.limit(ip_limit)
 @limiter.limit("10/minute", key_func=mac_key)
 def connect() -> Response | tuple[str, int]:
-    """Come back with one tap on a remembered device."""
+    """Come back with one tap on a remembered device (accepting a new privacy notice when there is one)."""
     user = current_person()
     if user is None or user.disabled:
         session.pop("uid", None)
         return _page(current_arrival(), _("No encontramos tu registro. Regístrate de nuevo, toma un minuto."), 400)
     arrival = current_arrival()
+    version = city.current().notice_version
+    if user.consent_version != version:
+        if request.form.get("privacy") != "yes":
+            return _page(arrival, None, 400, errors={"privacy": _(
+                "Para seguir conectándote, lee el aviso de privacidad y marca la casilla.")})
+        people.consent(user, version, now())
     people.remember_device(db.session, user.id, arrival.mac if arrival else None)
     db.session.commit()
     return _go_online(user)
@@ -227,15 +281,19 @@ def connect() -> Response | tuple[str, int]:
 @limiter.limit("10/hour", key_func=account_key, deduct_when=failed)
 def login() -> Response | tuple[str, int]:
     """Use an account (username + PIN or password) on another device."""
-    user = people.check_account(db.session, request.form.get("username", "").strip(),
-                                request.form.get("pin", ""))
+    username = request.form.get("username", "").strip()
+    user = people.check_account(db.session, username, request.form.get("pin", ""))
     if user is None:
-        return _page(current_arrival(), _("Usuario o PIN incorrectos."), 400, show_login=True)
+        # Beside the PIN, the username kept, the login form first: not above an emptied form.
+        return _page(current_arrival(), None, 400, show_login=True, username=username[:64],
+                     errors={"pin": _("Usuario o PIN incorrectos.")})
     arrival = current_arrival()
     people.remember_device(db.session, user.id, arrival.mac if arrival else None)
     db.session.commit()
     session.permanent = True
     session["uid"] = user.id
+    if user.consent_version != city.current().notice_version and arrival is not None:
+        return _page(arrival)    # the one-tap page, with the new notice to accept first
     return _go_online(user)
 
 
@@ -248,4 +306,4 @@ def terms() -> str:
 @bp.get("/privacy")
 def privacy() -> str:
     """Aviso de privacidad (privacy notice)."""
-    return render_template("privacy.html", version=people.PRIVACY_NOTICE_VERSION)
+    return render_template("privacy.html")

@@ -6,42 +6,18 @@ import re
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
-from policies import Policy
 from portal.core import alerts, people, quota
 from portal.core.arrival import allowed_destination
-from portal.core.model import FAULT_CATEGORIES, FaultReport, Session, Site, User
+from portal.core.model import FAULT_CATEGORIES, FaultReport
 from portal.web.estado import since_text
-from portal.web.extensions import db, limiter, now, policies, redis_client, settings
+from portal.web.extensions import db, limiter, settings
 from portal.web.security import ip_limit, mac_key
 from portal.web.splash import current_arrival, current_person
+from portal.web.standing import hours_of, standing_of
 
 bp = Blueprint("status", __name__)
-
-
-def policy_for(user: User, site_id: int | None) -> Policy | None:
-    """The person's own policy, else the site's (where they are, or where they last were)."""
-    if user.policy and user.policy in policies():
-        return policies()[user.policy]
-    if site_id is None:
-        site_id = db.session.scalar(select(Session.site_id).where(Session.user_id == user.id)
-                                    .order_by(Session.updated_at.desc()).limit(1))
-    site = db.session.get(Site, site_id) if site_id else None
-    return policies().get(site.policy) if site else None
-
-
-def standing_of(user: User, site_id: int | None) -> quota.Standing | None:
-    """The person's Standing now, or None when no policy applies."""
-    policy = policy_for(user, site_id)
-    if policy is None:
-        return None
-    local = now().astimezone(settings().tz)
-    lang = str(get_locale() or "es")
-    return quota.standing(redis_client(), sessionmaker(db.engine), user.id, policy, local, lang)
 
 
 @bp.get("/status")
@@ -51,6 +27,7 @@ def index() -> str | Response:
     arrival = current_arrival()
     standing = standing_of(user, arrival.site_id if arrival else None) if user else None
     left = quota.left(standing.policy, standing.usage) if standing else None
+    today = quota.today(left) if left else None
     known = alerts.site_down_since(db.session, arrival.site_id) if arrival else None
     # Just back from the access point: CoovaChilli's res=success, or the `onward` of a hand-off.
     back = bool(session.pop("online", False)) or request.args.get("back") == "1"
@@ -61,6 +38,7 @@ def index() -> str | Response:
     if onward and allowed_destination(onward, settings().redirect_hosts):
         return redirect(onward)
     return render_template("status.html", person=user, arrival=arrival, standing=standing, left=left,
+                           today=today, hours=hours_of(standing.policy) if standing else None,
                            categories=FAULT_CATEGORIES, sent=request.args.get("sent"),
                            known_since=since_text(known) if known else None, online=online,
                            onward=onward, onward_host=urlsplit(onward).hostname if onward else None)
