@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, abort, current_app, request, session
 from flask_limiter.util import get_remote_address
 
+from portal.core.redisconn import SENTINEL_SCHEME, parse_sentinel_url
 from portal.core.settings import Settings
 from portal.web.extensions import limiter, redis_url
 
@@ -37,13 +38,24 @@ def failed(response: Response) -> bool:
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Attach the limiter (on Redis) and the request/response checks."""
-    app.config["RATELIMIT_STORAGE_URI"] = redis_url(settings)
+    uri, options = _limiter_storage(redis_url(settings))
+    app.config["RATELIMIT_STORAGE_URI"] = uri
     app.config["RATELIMIT_HEADERS_ENABLED"] = False   # they cost two Redis commands per request
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1}
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1, **options}
     app.config["RATELIMIT_SWALLOW_ERRORS"] = True   # Redis down: serve citizens, don't 500
     limiter.init_app(app)
     app.before_request(_check_request)
     app.after_request(_headers)
+
+
+def _limiter_storage(url: str) -> tuple[str, dict]:
+    """The limits library's storage URI and options: its Sentinel URI names no database (the path is
+    the master's name alone), so Conecta's `redis+sentinel://…/NAME/DB` passes the DB as an option."""
+    if not url.startswith(SENTINEL_SCHEME + "://"):
+        return url, {}
+    spec = parse_sentinel_url(url)
+    hosts = ",".join(f"{host}:{port}" for host, port in spec.sentinels)
+    return f"{SENTINEL_SCHEME}://{hosts}/{spec.service}", {"db": spec.db, "password": spec.password}
 
 
 def _check_request() -> None:
