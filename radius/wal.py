@@ -78,6 +78,18 @@ def claim_directory(root: Path) -> tuple[Path, int]:
     raise RuntimeError(f"{root}: no free write-ahead log directory")
 
 
+def next_segment(directory: Path) -> int:
+    """One more than any segment this directory ever had. Not just one more than the files present:
+    after a worker dies, the applier finishes and deletes its last segment, and its reader only looks
+    forward, so a replacement that started again at 1 would write records that are never applied."""
+    try:
+        recorded = int((directory / "next").read_text())
+    except (OSError, ValueError):
+        recorded = 1
+    existing = segments(directory)
+    return max(recorded, existing[-1] + 1 if existing else 1)
+
+
 def is_held(directory: Path) -> bool:
     """True while a worker holds the directory (it may still append to its newest segment)."""
     try:
@@ -100,42 +112,60 @@ class WriteAheadLog:
         self.directory, self._lock_fd = claim_directory(root)
         self.index = directory_index(self.directory)
         self.lock = threading.Lock()
-        existing = segments(self.directory)
-        self.segment = (existing[-1] + 1) if existing else 1
+        self.segment = next_segment(self.directory)
         self.count = 0          # records in the current segment
-        self.file = open(segment_path(self.directory, self.segment), "ab")  # noqa: SIM115 - kept open
+        self.file = self._open(self.segment)
 
     def append(self, events: list[AcctEvent]) -> tuple[int, int]:
         """Write and fdatasync a batch; return (segment, records in it so far). Raises OSError."""
         payload = b"".join(_encode(e) for e in events)
         with self.lock:
             try:
+                if self.file is None:           # a disk that was full: the next segment opens now
+                    self.file = self._open(self.segment)
                 self.file.write(payload)
                 self.file.flush()
                 os.fdatasync(self.file.fileno())
             except OSError:
                 # What reached the file may end in a torn line: later records must not follow it.
-                self._rotate()
+                try:
+                    self._rotate()
+                except OSError:
+                    pass                        # opened by the next append
                 raise
             self.count += len(events)
             position = (self.segment, self.count)
             if self.count >= SEGMENT_RECORDS:
-                self._rotate()
+                try:
+                    self._rotate()
+                except OSError:
+                    pass
         return position
 
+    def _open(self, segment: int):  # noqa: ANN202 - a binary file
+        # Note the number first: see next_segment.
+        marker = self.directory / "next"
+        (self.directory / "next.tmp").write_text(str(segment + 1))
+        os.replace(self.directory / "next.tmp", marker)
+        return open(segment_path(self.directory, segment), "ab")  # noqa: SIM115 - kept open
+
     def _rotate(self) -> None:
+        """Close the segment and open the next one (OSError: the next append opens it)."""
         try:
-            self.file.close()
+            if self.file is not None:
+                self.file.close()
         except OSError:
             pass
         self.segment += 1
         self.count = 0
-        self.file = open(segment_path(self.directory, self.segment), "ab")  # noqa: SIM115
+        self.file = None
+        self.file = self._open(self.segment)
 
     def close(self) -> None:
         """Close the current segment and let go of the directory (the applier finishes it)."""
         with self.lock:
-            self.file.close()
+            if self.file is not None:
+                self.file.close()
         os.close(self._lock_fd)
 
 
