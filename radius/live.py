@@ -10,6 +10,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections import Counter as Counter_
 from collections import defaultdict
 from collections.abc import Callable
@@ -68,11 +69,12 @@ class LiveCounters(threading.Thread):
             self.dirty.update(uid for uid, _, _ in result.usage if uid not in held)
             now = self.clock().astimezone(self.tz)
             totals = None
+            batch = uuid.uuid4().hex     # a batch sent again (its reply lost) adds nothing more
             for attempt in range(3):
                 try:
                     self._forget_dirty(now)
                     if totals is None:    # added once only: a retry must not add the delta twice
-                        totals = self._add_deltas(result, held, now)
+                        totals = self._add_deltas(result, held, now, batch)
                     self._follow_up(result, user_policies, totals, now)
                     break
                 except Exception as exc:  # noqa: BLE001 - SQL is the truth; counters heal on the next read
@@ -95,7 +97,7 @@ class LiveCounters(threading.Thread):
                 counters.hold(self.redis, [u for u, k in self.unreleased.items() if k == times], step=-times)
             self.unreleased.clear()
 
-    def _add_deltas(self, result: BatchResult, held: set[int], now: datetime) -> dict:
+    def _add_deltas(self, result: BatchResult, held: set[int], now: datetime, batch: str) -> dict:
         """Add the batch to the counters; return per person [day s, day b, month s, month b, site]."""
         period = period_keys(now)
         today, first = now.date(), now.date().replace(day=1)
@@ -113,7 +115,7 @@ class LiveCounters(threading.Thread):
                 delta[1] += down + up
         if not deltas:
             return {}
-        added = counters.add_usage(self.redis, {k: tuple(v) for k, v in deltas.items()}, held)
+        added = counters.add_usage(self.redis, {k: tuple(v) for k, v in deltas.items()}, held, batch)
         missing = {uid: t[4] for (uid, _, _), t in added.items() if -1 in t[:4]}
         totals = {uid: [*t[:4], site_of[uid]] for (uid, _, _), t in added.items()}
         if missing:
