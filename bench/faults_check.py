@@ -120,6 +120,9 @@ def redis_against_sql(engine: Engine, r: redis.Redis, now: datetime) -> tuple[in
         want = sql.get(uid, (0, 0, 0, 0))[1]
         over += int(value) > want
         under += int(value) < want
+        if int(value) != want and over + under <= 3:
+            print(f"   person {uid}: Redis {int(value):,} bytes today, SQL {want:,}; "
+                  f"guard {r.hgetall(counters.guard_key(uid))}", flush=True)
     return over, under
 
 
