@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-radius bench-portal bench-reports bench-monitor fuzz clean tools catalogs
+.PHONY: run test lint bench bench-radius bench-portal bench-reports bench-monitor bench-faults fuzz clean tools catalogs
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,12 +22,13 @@ run: $(STAMP) catalogs
 	$(BIN)/conecta simulate --if-empty --people 120 --days 14
 	$(BIN)/conecta run
 
-# radclient (Debian's freeradius-utils) is the independent RADIUS client of the tests and Debian's
-# chromium drives the browser tests: installed when missing and possible (root + apt); the tests
-# that need them skip with a reason otherwise.
+# radclient (Debian's freeradius-utils) is the independent RADIUS client of the tests, Debian's
+# chromium drives the browser tests and redis-sentinel watches the failover test's Redis pair:
+# installed when missing and possible (root + apt); the tests that need them skip with a reason otherwise.
 tools:
 	@missing=""; command -v radclient >/dev/null 2>&1 || missing="$$missing freeradius-utils"; \
 	  command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  command -v redis-sentinel >/dev/null 2>&1 || missing="$$missing redis-sentinel"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
@@ -66,6 +67,11 @@ bench-reports: $(STAMP)
 # One monitor probing 2,000 access points every 30 s (root: a network namespace makes the outage).
 bench-monitor: $(STAMP)
 	$(BIN)/python bench/monitor_bench.py
+
+# Faults under load (kill -9 of a worker and of the applier, Redis restarted empty, PostgreSQL and
+# Redis stopped for 20 s, the disk full) on a PostgreSQL cluster and a Redis of its own: bench/FAULTS.md.
+bench-faults: $(STAMP)
+	$(BIN)/python bench/faults_bench.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -23,6 +23,7 @@ from portal.core.model import AcctRecord, Session
 from portal.core.redisconn import connect, parse_sentinel_url
 from portal.core.schema import upgrade
 from portal.core.settings import load_settings
+from portal.web import create_app, extensions
 from radius.server import RadiusServer
 from tests.support import stores
 from tests.support.builders import Clock, add_site_and_nas, add_user, wait_until
@@ -128,6 +129,12 @@ def test_both_engines_fail_over_and_nothing_is_lost(two_nodes, tmp_path, policie
         # The counters follow the failover: on the new Redis primary, today's bytes are SQL's.
         usage = counters.read_usage(r, db_factory, [uid], server.clock().astimezone(settings.tz), {})[uid]
         assert (usage.day_seconds, usage.day_bytes) == (900, 12_000_000)
+        # The portal on the same URLs: its engine, its Redis client and its rate limiter's storage.
+        app = create_app(settings)
+        assert app.test_client().get("/healthz").get_json() == {"status": "ok", "database": True, "redis": True}
+        with app.app_context():
+            assert extensions.limiter.storage.check(), "the rate limiter does not reach the new Redis primary"
+            extensions.db.engine.dispose()
     finally:
         server.running = False
         thread.join(5)
