@@ -169,6 +169,8 @@ class Applier(threading.Thread):
                 index = directory_index(directory)
                 if index not in self.readers:
                     self.readers[index] = WalReader(directory)
+                    # A replacement applier (the last one was killed) skips what that one applied.
+                    self.readers[index].resume(*self.progress.position(index))
         out: Batch = []
         with self.lock:
             for reader in self.readers.values():

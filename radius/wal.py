@@ -190,6 +190,17 @@ class WalReader:
         self.last_good = 0        # ordinal of its last readable record
         self.totals: dict[int, int] = {}      # finished segment -> lines in it, until applied
         self.applied: dict[int, int] = {}
+        self.skip = (0, 0)        # (segment, ordinal) up to which records are known to be applied
+
+    def resume(self, segment: int, ordinal: int) -> None:
+        """Start after what a previous applier (killed) published as applied: the segments before
+        `segment` are applied entirely and go; its first `ordinal` records are not read again."""
+        if segment <= 0:
+            return
+        for older in segments(self.directory):
+            if older < segment:
+                segment_path(self.directory, older).unlink(missing_ok=True)
+        self.skip = (segment, ordinal)
 
     def read(self, limit: int, finishing: bool = False) -> list[tuple[AcctEvent, Mark]]:
         """Up to `limit` new records; `finishing` when no worker may append any more."""
@@ -234,6 +245,10 @@ class WalReader:
         for line in lines[:limit]:
             self.offset += len(line) + 1
             self.ordinal += 1
+            if (self.segment, self.ordinal) <= self.skip:    # applied before this reader began
+                self.last_good = self.ordinal
+                self.applied[self.segment] = self.ordinal
+                continue
             try:
                 out.append((_decode(line), Mark(self.index, self.segment, self.ordinal)))
                 self.last_good = self.ordinal
