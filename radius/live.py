@@ -49,6 +49,7 @@ class LiveCounters(threading.Thread):
         # Batches Redis may never have taken, with the people whose write guard they hold: their add
         # may have run with only its reply lost, so the guard is let go through the same batch name.
         self.unreleased: list[tuple[str, set[int]]] = []
+        self.redis_ok = True                # False while batches give up on Redis (see Applier.run)
 
     def follow(self, result: BatchResult, user_policies: dict, token: Any, held: set[int]) -> None:
         """Queue a committed batch: its usage, the people's policies, a token for `settled`, the guards held."""
@@ -77,11 +78,13 @@ class LiveCounters(threading.Thread):
                     if totals is None:    # added once only: a retry must not add the delta twice
                         totals = self._add_deltas(result, held, now, batch)
                     self._follow_up(result, user_policies, totals, now)
+                    self.redis_ok = True
                     break
                 except Exception as exc:  # noqa: BLE001 - SQL is the truth; counters heal on the next read
                     log.warning("live counters not updated (%s, attempt %d)", type(exc).__name__, attempt + 1)
                     time.sleep(0.2 * (attempt + 1))
             else:
+                self.redis_ok = False
                 if totals is None:
                     # A counter that missed a delta would under-count: drop it, so the next read
                     # re-seeds it from SQL, as soon as Redis answers again; and let go of the guard.
