@@ -129,8 +129,7 @@ def redis_against_sql(engine: Engine, r: redis.Redis, now: datetime) -> tuple[in
 def timing(auth: Trace, fault_at: float, back_at: float) -> tuple[int, float, float]:
     """(Access-Requests unanswered, seconds from the service being back to the last unanswered one,
     seconds from the fault to it)."""
-    unanswered = sorted(sent for _, sent, answered, _ in auth if answered is None)
-    if not unanswered:
-        return 0, 0.0, 0.0
-    last = max(s for s in unanswered if s >= fault_at - 1) if any(s >= fault_at - 1 for s in unanswered) else fault_at
+    unanswered = [sent for _, sent, answered, _ in auth if answered is None]
+    during = [sent for sent in unanswered if sent >= fault_at - 1]   # (a request in flight when it began)
+    last = max(during, default=fault_at)
     return len(unanswered), max(0.0, last - back_at), max(0.0, last - fault_at)
