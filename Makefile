@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-radius bench-portal bench-reports bench-monitor fuzz clean tools catalogs
+.PHONY: run test lint bench bench-radius bench-portal bench-reports bench-monitor bench-faults fuzz clean tools catalogs
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,14 +23,15 @@ run: $(STAMP) catalogs
 	$(BIN)/conecta run
 
 # radclient (Debian's freeradius-utils) is the independent RADIUS client of the tests, Debian's
-# chromium drives the browser tests, and Debian's openNDS (with what it needs but does not declare:
-# dnsmasq, iptables, nftables, php-cli for FAS level 2) is the real gateway of tests/test_opennds_real.py
+# chromium drives the browser tests, redis-sentinel watches the failover test's Redis pair, and
+# Debian's openNDS (with what it needs but does not declare: dnsmasq, iptables, nftables, php-cli for FAS level 2) is the real gateway of tests/test_opennds_real.py
 # (dnsmasq-base: the program without a service; the opennds service is kept from starting, by a
-# policy-rc.d for the install, and disabled: the test runs openNDS in namespaces of its own). Installed when missing and possible (root + apt); the tests that need them skip
-# with a reason otherwise.
+# policy-rc.d for the install, and disabled: the test runs openNDS in namespaces of its own).
+# Installed when missing and possible (root + apt); the tests that need them skip with a reason otherwise.
 tools:
 	@missing=""; command -v radclient >/dev/null 2>&1 || missing="$$missing freeradius-utils"; \
 	  command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  command -v redis-sentinel >/dev/null 2>&1 || missing="$$missing redis-sentinel"; \
 	  command -v opennds >/dev/null 2>&1 || missing="$$missing opennds"; \
 	  command -v dnsmasq >/dev/null 2>&1 || missing="$$missing dnsmasq-base"; \
 	  command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
@@ -78,6 +79,11 @@ bench-reports: $(STAMP)
 # One monitor probing 2,000 access points every 30 s (root: a network namespace makes the outage).
 bench-monitor: $(STAMP)
 	$(BIN)/python bench/monitor_bench.py
+
+# Faults under load (kill -9 of a worker and of the applier, Redis restarted empty, PostgreSQL and
+# Redis stopped for 20 s, the disk full) on a PostgreSQL cluster and a Redis of its own: bench/FAULTS.md.
+bench-faults: $(STAMP)
+	$(BIN)/python bench/faults_bench.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

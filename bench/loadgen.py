@@ -81,6 +81,9 @@ class Runner:
         self.next = 0
         self.res = Result()
         self.last_reply = 0.0
+        # (request index, sent at, answered at or None, reply code or 0) per request when a list:
+        # the fault benchmark checks acknowledged records one by one and times the outages
+        self.trace: list[tuple[int, float, float | None, int]] | None = None
 
     def close(self) -> None:
         """Close the sockets."""
@@ -94,15 +97,15 @@ class Runner:
         raw = self.packets[j]
         slots = self.slots[k]
         if slots[raw[1]] is not None:  # ID still taken by a request that never got an answer
-            self.res.lost += 1
+            self._lost(slots[raw[1]])
             self.inflight -= 1
         try:
             self.socks[k].send(raw)
         except OSError:
             slots[raw[1]] = None
-            self.res.lost += 1
+            self._lost((raw, now, j))
             return
-        slots[raw[1]] = (raw, now)
+        slots[raw[1]] = (raw, now, j)
         self.inflight += 1
         self.res.sent += 1
 
@@ -124,6 +127,8 @@ class Runner:
             slots[data[1]] = None
             self.last_reply = now
             lat.append(now - slot[1])
+            if self.trace is not None:
+                self.trace.append((slot[2], slot[1], now, data[0]))
             kind = CODES.get(data[0])
             if kind:
                 setattr(res, kind, getattr(res, kind) + 1)
@@ -136,7 +141,12 @@ class Runner:
                 if slot is not None and slot[1] < limit:
                     slots[i] = None
                     self.inflight -= 1
-                    self.res.lost += 1
+                    self._lost(slot)
+
+    def _lost(self, slot: tuple) -> None:
+        self.res.lost += 1
+        if self.trace is not None:
+            self.trace.append((slot[2], slot[1], None, 0))
 
     def run(self, window: int = 128, rate: float | None = None, max_seconds: float = 30.0,
             max_inflight: int = 1024) -> Result:

@@ -83,8 +83,9 @@ def _user_defaults() -> dict:
     return out
 
 
-def seed_conecta(env: dict[str, str], users: list[tuple[str, str]]) -> str:
-    """A site and a coova NAS for 127.0.0.1 (portal.core.sites), then the users by COPY; return the NAS secret."""
+def seed_conecta(env: dict[str, str], users: list[tuple[str, str]], pg: str = f"{PG_HOST}/{BENCH_DB}") -> str:
+    """A site and a coova NAS for 127.0.0.1 (portal.core.sites), then the users by COPY into the
+    database `pg` (a psycopg URL); return the NAS secret."""
     import psycopg
     from sqlalchemy.orm import Session as DbSession
 
@@ -103,7 +104,7 @@ def seed_conecta(env: dict[str, str], users: list[tuple[str, str]]) -> str:
               **accounts.validate_user({"username": users[0][0], "password": users[0][1], "policy": "personal"},
                                        policies)}
     columns = list(fields)
-    with psycopg.connect(f"{PG_HOST}/{BENCH_DB}") as conn:
+    with psycopg.connect(pg) as conn:
         with conn.cursor().copy(f"COPY users ({', '.join(columns)}) FROM STDIN") as copy:
             for name, password in users:
                 fields["username"], fields["password"] = name, password

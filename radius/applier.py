@@ -112,7 +112,9 @@ class Applier(threading.Thread):
         self.live.start()
         self.last_sweep = time.monotonic()
         while not self._finished():
-            self.progress.beat(sql_ok=not self.pending)
+            # Redis away: each batch waits out its retries, so applying is slow; say so, and the
+            # workers go on acknowledging from the log instead of waiting for us (as while SQL is away).
+            self.progress.beat(sql_ok=not self.pending and self.live.redis_ok)
             batch = self.pending or self._gather()
             self.pending = []
             if batch:
@@ -169,6 +171,8 @@ class Applier(threading.Thread):
                 index = directory_index(directory)
                 if index not in self.readers:
                     self.readers[index] = WalReader(directory)
+                    # A replacement applier (the last one was killed) skips what that one applied.
+                    self.readers[index].resume(*self.progress.position(index))
         out: Batch = []
         with self.lock:
             for reader in self.readers.values():

@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter as Counter_
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
@@ -46,7 +46,10 @@ class LiveCounters(threading.Thread):
         self.settled = settled              # called with each batch's token once it is counted
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.dirty: set[int] = set()        # people whose Redis counters missed a delta
-        self.unreleased: Counter_[int] = Counter_()   # write guards held by a batch Redis never took
+        # Batches Redis may never have taken, with the people whose write guard they hold: their add
+        # may have run with only its reply lost, so the guard is let go through the same batch name.
+        self.unreleased: list[tuple[str, set[int]]] = []
+        self.redis_ok = True                # False while batches give up on Redis (see Applier.run)
 
     def follow(self, result: BatchResult, user_policies: dict, token: Any, held: set[int]) -> None:
         """Queue a committed batch: its usage, the people's policies, a token for `settled`, the guards held."""
@@ -68,34 +71,39 @@ class LiveCounters(threading.Thread):
             self.dirty.update(uid for uid, _, _ in result.usage if uid not in held)
             now = self.clock().astimezone(self.tz)
             totals = None
+            batch = uuid.uuid4().hex     # a batch sent again (its reply lost) adds nothing more
             for attempt in range(3):
                 try:
                     self._forget_dirty(now)
                     if totals is None:    # added once only: a retry must not add the delta twice
-                        totals = self._add_deltas(result, held, now)
+                        totals = self._add_deltas(result, held, now, batch)
                     self._follow_up(result, user_policies, totals, now)
+                    self.redis_ok = True
                     break
                 except Exception as exc:  # noqa: BLE001 - SQL is the truth; counters heal on the next read
                     log.warning("live counters not updated (%s, attempt %d)", type(exc).__name__, attempt + 1)
                     time.sleep(0.2 * (attempt + 1))
             else:
+                self.redis_ok = False
                 if totals is None:
                     # A counter that missed a delta would under-count: drop it, so the next read
                     # re-seeds it from SQL, as soon as Redis answers again; and let go of the guard.
                     self.dirty.update(uid for uid, _, _ in result.usage)
-                    self.unreleased.update(held)
+                    self.unreleased.append((batch, held))
             self.settled(token)
 
     def _forget_dirty(self, now: datetime) -> None:
         if self.dirty:
             self.redis.delete(*[key for uid in self.dirty for key in counters.keys(uid, now)[:2]])
             self.dirty.clear()
-        if self.unreleased:
-            for times in set(self.unreleased.values()):
-                counters.hold(self.redis, [u for u, k in self.unreleased.items() if k == times], step=-times)
-            self.unreleased.clear()
+        day, month = period_keys(now)
+        while self.unreleased:
+            batch, held = self.unreleased[0]
+            if held:    # adds nothing; lets go of the guard unless that batch already did
+                counters.add_usage(self.redis, {(uid, day, month): (0, 0, 0, 0) for uid in held}, held, batch)
+            self.unreleased.pop(0)
 
-    def _add_deltas(self, result: BatchResult, held: set[int], now: datetime) -> dict:
+    def _add_deltas(self, result: BatchResult, held: set[int], now: datetime, batch: str) -> dict:
         """Add the batch to the counters; return per person [day s, day b, month s, month b, site]."""
         period = period_keys(now)
         today, first = now.date(), now.date().replace(day=1)
@@ -105,6 +113,10 @@ class LiveCounters(threading.Thread):
         for (uid, day, site), (_, seconds, down, up, *_slow) in result.usage.items():
             delta = deltas[(uid, *period)]
             site_of[uid] = site
+            if uid not in held:
+                # Committed without a write guard (Redis was away): the counters were dropped, and
+                # whoever seeds them again reads SQL, which holds this batch. Adding it would count it twice.
+                continue
             if first <= day <= today:   # late records for earlier days count in the month
                 delta[2] += seconds
                 delta[3] += down + up
@@ -113,7 +125,7 @@ class LiveCounters(threading.Thread):
                 delta[1] += down + up
         if not deltas:
             return {}
-        added = counters.add_usage(self.redis, {k: tuple(v) for k, v in deltas.items()}, held)
+        added = counters.add_usage(self.redis, {k: tuple(v) for k, v in deltas.items()}, held, batch)
         missing = {uid: t[4] for (uid, _, _), t in added.items() if -1 in t[:4]}
         totals = {uid: [*t[:4], site_of[uid]] for (uid, _, _), t in added.items()}
         if missing:

@@ -78,6 +78,18 @@ def claim_directory(root: Path) -> tuple[Path, int]:
     raise RuntimeError(f"{root}: no free write-ahead log directory")
 
 
+def next_segment(directory: Path) -> int:
+    """One more than any segment this directory ever had. Not just one more than the files present:
+    after a worker dies, the applier finishes and deletes its last segment, and its reader only looks
+    forward, so a replacement that started again at 1 would write records that are never applied."""
+    try:
+        recorded = int((directory / "next").read_text())
+    except (OSError, ValueError):
+        recorded = 1
+    existing = segments(directory)
+    return max(recorded, existing[-1] + 1 if existing else 1)
+
+
 def is_held(directory: Path) -> bool:
     """True while a worker holds the directory (it may still append to its newest segment)."""
     try:
@@ -100,42 +112,60 @@ class WriteAheadLog:
         self.directory, self._lock_fd = claim_directory(root)
         self.index = directory_index(self.directory)
         self.lock = threading.Lock()
-        existing = segments(self.directory)
-        self.segment = (existing[-1] + 1) if existing else 1
+        self.segment = next_segment(self.directory)
         self.count = 0          # records in the current segment
-        self.file = open(segment_path(self.directory, self.segment), "ab")  # noqa: SIM115 - kept open
+        self.file = self._open(self.segment)
 
     def append(self, events: list[AcctEvent]) -> tuple[int, int]:
         """Write and fdatasync a batch; return (segment, records in it so far). Raises OSError."""
         payload = b"".join(_encode(e) for e in events)
         with self.lock:
             try:
+                if self.file is None:           # a disk that was full: the next segment opens now
+                    self.file = self._open(self.segment)
                 self.file.write(payload)
                 self.file.flush()
                 os.fdatasync(self.file.fileno())
             except OSError:
                 # What reached the file may end in a torn line: later records must not follow it.
-                self._rotate()
+                try:
+                    self._rotate()
+                except OSError:
+                    pass                        # opened by the next append
                 raise
             self.count += len(events)
             position = (self.segment, self.count)
             if self.count >= SEGMENT_RECORDS:
-                self._rotate()
+                try:
+                    self._rotate()
+                except OSError:
+                    pass
         return position
 
+    def _open(self, segment: int):  # noqa: ANN202 - a binary file
+        # Note the number first: see next_segment.
+        marker = self.directory / "next"
+        (self.directory / "next.tmp").write_text(str(segment + 1))
+        os.replace(self.directory / "next.tmp", marker)
+        return open(segment_path(self.directory, segment), "ab")  # noqa: SIM115 - kept open
+
     def _rotate(self) -> None:
+        """Close the segment and open the next one (OSError: the next append opens it)."""
         try:
-            self.file.close()
+            if self.file is not None:
+                self.file.close()
         except OSError:
             pass
         self.segment += 1
         self.count = 0
-        self.file = open(segment_path(self.directory, self.segment), "ab")  # noqa: SIM115
+        self.file = None
+        self.file = self._open(self.segment)
 
     def close(self) -> None:
         """Close the current segment and let go of the directory (the applier finishes it)."""
         with self.lock:
-            self.file.close()
+            if self.file is not None:
+                self.file.close()
         os.close(self._lock_fd)
 
 
@@ -160,6 +190,17 @@ class WalReader:
         self.last_good = 0        # ordinal of its last readable record
         self.totals: dict[int, int] = {}      # finished segment -> lines in it, until applied
         self.applied: dict[int, int] = {}
+        self.skip = (0, 0)        # (segment, ordinal) up to which records are known to be applied
+
+    def resume(self, segment: int, ordinal: int) -> None:
+        """Start after what a previous applier (killed) published as applied: the segments before
+        `segment` are applied entirely and go; its first `ordinal` records are not read again."""
+        if segment <= 0:
+            return
+        for older in segments(self.directory):
+            if older < segment:
+                segment_path(self.directory, older).unlink(missing_ok=True)
+        self.skip = (segment, ordinal)
 
     def read(self, limit: int, finishing: bool = False) -> list[tuple[AcctEvent, Mark]]:
         """Up to `limit` new records; `finishing` when no worker may append any more."""
@@ -204,6 +245,10 @@ class WalReader:
         for line in lines[:limit]:
             self.offset += len(line) + 1
             self.ordinal += 1
+            if (self.segment, self.ordinal) <= self.skip:    # applied before this reader began
+                self.last_good = self.ordinal
+                self.applied[self.segment] = self.ordinal
+                continue
             try:
                 out.append((_decode(line), Mark(self.index, self.segment, self.ordinal)))
                 self.last_good = self.ordinal

@@ -93,3 +93,21 @@ def test_a_failed_commit_lets_go_of_the_guard(redis_client, db_factory, person, 
     counters.hold(redis_client, [person], step=-1)     # the SQL commit failed; the batch is retried
     assert read(redis_client, db_factory, person, now) == (0, 0, 0, 0)
     assert stored(redis_client, person, now) == {b"s": b"0", b"b": b"0"}
+
+
+def test_a_batch_sent_again_after_its_reply_was_lost_counts_once(redis_client, person, clock):
+    """Redis stopping (or a timeout) can lose the reply of an add that was done: the client's retry sends
+    the same batch again. Found by bench/faults_bench.py (Redis stopped for 20 s: live counters above SQL)."""
+    now = clock().astimezone(TZ)
+    day, month = counters.period_keys(now)
+    redis_client.hset(counters.keys(person, now)[0], mapping={"s": 0, "b": 0})
+    redis_client.hset(counters.keys(person, now)[1], mapping={"s": 0, "b": 0})
+    counters.hold(redis_client, [person])
+    deltas = {(person, day, month): (60, 1000, 60, 1000)}
+    first = counters.add_usage(redis_client, deltas, {person}, batch="b1")
+    again = counters.add_usage(redis_client, deltas, {person}, batch="b1")
+    assert first == again
+    assert first[(person, day, month)][:4] == [60, 1000, 60, 1000]
+    assert redis_client.hget(counters.guard_key(person), "n") == b"0"      # the guard let go once
+    counters.add_usage(redis_client, deltas, set(), batch="b2")             # another batch adds
+    assert stored(redis_client, person, now) == {b"s": b"120", b"b": b"2000"}

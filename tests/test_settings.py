@@ -123,3 +123,18 @@ def test_the_policy_dir_may_be_relative(tmp_path, monkeypatch):
     s = load_settings({"CONECTA_DATA_DIR": "datos", "CONECTA_POLICY_DIR": "mis-politicas"})
     assert s.policy_dir == Path(tmp_path / "mis-politicas")
     assert s.data_dir == tmp_path / "datos"
+
+
+def test_redis_sentinel_urls_are_checked_and_taken_apart(tmp_path):
+    from portal.core.redisconn import parse_sentinel_url
+    base = {"CONECTA_DATA_DIR": str(tmp_path)}
+    url = "redis+sentinel://:s%40cret@10.0.0.1:26379,[::1]:26380/conecta/3"
+    assert load_settings({**base, "CONECTA_REDIS_URL": url}).redis_url == url
+    spec = parse_sentinel_url(url)
+    assert (spec.sentinels, spec.service, spec.db, spec.password) == (
+        (("10.0.0.1", 26379), ("::1", 26380)), "conecta", 3, "s@cret")
+    assert parse_sentinel_url("redis+sentinel://h:1/m").db == 0
+    for bad, says in (("redis+sentinel://h:1", "MASTER-NAME"), ("redis+sentinel://h/m/0", "HOST:PORT"),
+                      ("redis+sentinel://h:1/m/x", "MASTER-NAME"), ("http://h:1/0", "must be redis://")):
+        with pytest.raises(SettingsError, match=says):
+            load_settings({**base, "CONECTA_REDIS_URL": bad})

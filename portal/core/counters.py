@@ -8,6 +8,7 @@ u:{uid}:w is the write guard that keeps readers from seeding a counter a write i
 from __future__ import annotations
 
 import time as _time
+import uuid
 from datetime import datetime
 
 import redis
@@ -28,21 +29,29 @@ MONTH_TTL = 40 * 86400
 # is the value seen before SQL was read.
 
 # Per person: KEYS day, month, active set, guard; ARGV day s, day b, month s, month b, person, held.
-# Adds only where the key exists (a missing key is seeded from SQL, the truth); returns per person
-# the day and month totals (-1 where missing) and the generation. One call for a whole batch.
+# The last KEY names the batch: a batch whose reply was lost (Redis stopping, a timeout) is sent again
+# by the client's retry, and must not be added twice. Adds only where the key exists (a missing key is
+# seeded from SQL, the truth); returns per person the day and month totals (-1 where missing) and the
+# generation. One call for a whole batch.
 _INCR = """
+local first = redis.call('SET', KEYS[#KEYS], '1', 'NX', 'EX', 3600)
 local out = {}
-for i = 1, #KEYS, 4 do
+for i = 1, #KEYS - 1, 4 do
   local a = (i - 1) / 4 * 6
-  redis.call('SADD', KEYS[i + 2], ARGV[a + 5])
-  if ARGV[a + 6] == '1' then redis.call('HINCRBY', KEYS[i + 3], 'n', -1) end
+  if first then
+    redis.call('SADD', KEYS[i + 2], ARGV[a + 5])
+    if ARGV[a + 6] == '1' then redis.call('HINCRBY', KEYS[i + 3], 'n', -1) end
+  end
   for j = 0, 1 do
-    if redis.call('EXISTS', KEYS[i + j]) == 1 then
+    if redis.call('EXISTS', KEYS[i + j]) == 0 then
+      out[#out + 1] = -1
+      out[#out + 1] = -1
+    elseif first then
       out[#out + 1] = redis.call('HINCRBY', KEYS[i + j], 's', ARGV[a + 2 * j + 1])
       out[#out + 1] = redis.call('HINCRBY', KEYS[i + j], 'b', ARGV[a + 2 * j + 2])
     else
-      out[#out + 1] = -1
-      out[#out + 1] = -1
+      out[#out + 1] = tonumber(redis.call('HGET', KEYS[i + j], 's') or '0')
+      out[#out + 1] = tonumber(redis.call('HGET', KEYS[i + j], 'b') or '0')
     end
   end
   out[#out + 1] = tonumber(redis.call('HGET', KEYS[i + 3], 'g') or '0')
@@ -214,14 +223,16 @@ def hold(r: redis.Redis, uids: list[int], step: int = 1) -> None:
 
 
 def add_usage(r: redis.Redis, deltas: dict[tuple[int, str, str], tuple[int, int, int, int]],
-              held: set[int]) -> dict:
+              held: set[int], batch: str | None = None) -> dict:
     """Add (day s, day b, month s, month b) per (uid, day key, month key) and let go of the held
-    persons; return per key [day s, day b, month s, month b, generation], -1 where a key is missing."""
+    persons, once per `batch` (a name unique to it: sent again, it adds nothing); return per key
+    [day s, day b, month s, month b, generation], -1 where a key is missing."""
     order = list(deltas)
     flat_keys, flat_args = [], []
     for uid, day, month in order:
         flat_keys += [f"u:{uid}:d:{day}", f"u:{uid}:m:{month}", active_key(month), guard_key(uid)]
         flat_args += [*deltas[(uid, day, month)], uid, int(uid in held)]
+    flat_keys.append(f"batch:{batch or uuid.uuid4().hex}")
     values = r.register_script(_INCR)(keys=flat_keys, args=flat_args)
     return {k: values[5 * i: 5 * i + 5] for i, k in enumerate(order)}
 

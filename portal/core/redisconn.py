@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from portal.core.lifeline import tied_executable
 from portal.core.settings import Settings
@@ -17,13 +20,52 @@ from portal.core.settings import Settings
 log = logging.getLogger(__name__)
 
 
+SENTINEL_SCHEME = "redis+sentinel"
+
+
+@dataclass(frozen=True)
+class SentinelUrl:
+    """`redis+sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/MASTER-NAME[/DB]`, taken apart."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int
+    password: str | None
+
+
+def parse_sentinel_url(url: str) -> SentinelUrl:
+    """Take a Sentinel URL apart; ValueError with a plain message when it is malformed."""
+    parts = urlsplit(url)
+    if parts.scheme != SENTINEL_SCHEME:
+        raise ValueError(f"not a {SENTINEL_SCHEME}:// URL")
+    auth, _, hosts = parts.netloc.rpartition("@")
+    password = (unquote(auth.partition(":")[2]) or None) if auth else None
+    sentinels = []
+    for item in filter(None, hosts.split(",")):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"sentinel {item!r} is not HOST:PORT")
+        sentinels.append((host.strip("[]"), int(port)))
+    path = [p for p in parts.path.split("/") if p]
+    if not sentinels or not 1 <= len(path) <= 2 or (len(path) == 2 and not path[1].isdigit()):
+        raise ValueError("expected redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER-NAME[/DB]")
+    return SentinelUrl(tuple(sentinels), path[0], int(path[1]) if len(path) == 2 else 0, password)
+
+
+# Short timeouts keep the RADIUS loop moving; one quick retry rides over a restart or a failover.
+_OPTIONS = {"socket_timeout": 1, "socket_connect_timeout": 1, "health_check_interval": 15,
+            "retry_on_error": [redis.ConnectionError, redis.TimeoutError]}
+
+
 def connect(url: str) -> redis.Redis:
-    """A client that reconnects by itself after Redis restarts; short timeouts keep the RADIUS loop moving."""
-    return redis.Redis.from_url(
-        url, socket_timeout=1, socket_connect_timeout=1, health_check_interval=15,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-    )
+    """A client that reconnects by itself after Redis restarts; with a `redis+sentinel://` URL, one that
+    asks the sentinels for the current primary on every new connection, so it follows a failover."""
+    retry = Retry(ExponentialBackoff(cap=0.2, base=0.05), 1)
+    if url.startswith(SENTINEL_SCHEME + "://"):
+        spec = parse_sentinel_url(url)
+        sentinel = Sentinel(list(spec.sentinels), sentinel_kwargs={"socket_timeout": 1, "socket_connect_timeout": 1})
+        return sentinel.master_for(spec.service, db=spec.db, password=spec.password, retry=retry, **_OPTIONS)
+    return redis.Redis.from_url(url, retry=retry, **_OPTIONS)
 
 
 class EmbeddedRedis:

@@ -153,6 +153,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     database_url = values["database_url"] or f"sqlite:///{data_dir / 'conecta.db'}"
     if not database_url.startswith(("sqlite:", "postgresql")):
         raise SettingsError("CONECTA_DATABASE_URL must be sqlite:///… or postgresql+psycopg://…")
+    _check_redis_url(values["redis_url"])
     for host_key in ("radius_host", "portal_host"):
         try:
             ipaddress.ip_address(values[host_key])
@@ -175,6 +176,20 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         redirect_allowlist=_hosts(values["redirect_allowlist"]),
         **_monitoring(values),
     )
+
+
+def _check_redis_url(url: str) -> None:
+    """redis://, rediss://, unix:// or redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER-NAME[/DB]."""
+    if not url:
+        return
+    if url.startswith("redis+sentinel://"):
+        from portal.core.redisconn import parse_sentinel_url  # it imports this module
+        try:
+            parse_sentinel_url(url)
+        except ValueError as exc:
+            raise SettingsError(f"CONECTA_REDIS_URL: {exc}") from None
+    elif not url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("CONECTA_REDIS_URL must be redis://…, rediss://…, unix://… or redis+sentinel://…")
 
 
 def _monitoring(values: dict[str, str]) -> dict:

@@ -13,6 +13,7 @@ from sqlalchemy import func, select, text
 
 from portal.core import metrics as metrics_core
 from portal.core.model import Nas, Session
+from portal.core.redisconn import connect
 from portal.web.extensions import db, redis_url, settings
 
 bp = Blueprint("health", __name__)
@@ -23,7 +24,7 @@ def _redis_ok() -> bool:
     if url == "memory://":
         return False
     try:
-        return bool(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping())
+        return bool(connect(url).ping())
     except redis.RedisError:
         return False
 

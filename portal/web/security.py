@@ -9,8 +9,10 @@ import redis
 from flask import Flask, Response, abort, current_app, request, session
 from flask_limiter import RequestLimit
 from flask_limiter.util import get_remote_address
+from redis.connection import parse_url
 
 from portal.core import refusals
+from portal.core.redisconn import SENTINEL_SCHEME, parse_sentinel_url
 from portal.core.settings import Settings
 from portal.web.extensions import limiter, now, redis_client, redis_url, settings
 
@@ -43,9 +45,10 @@ def failed(response: Response) -> bool:
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Attach the limiter (on Redis) and the request/response checks."""
-    app.config["RATELIMIT_STORAGE_URI"] = redis_url(settings)
+    uri, options = _limiter_storage(redis_url(settings))
+    app.config["RATELIMIT_STORAGE_URI"] = uri
     app.config["RATELIMIT_HEADERS_ENABLED"] = False   # they cost two Redis commands per request
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1}
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1, **options}
     app.config["RATELIMIT_SWALLOW_ERRORS"] = True   # Redis down: serve citizens, don't 500
     app.config["RATELIMIT_ON_BREACH_CALLBACK"] = breached
     # Its own line for each refused request names the key (a username, a MAC, an address): ours instead.
@@ -77,6 +80,19 @@ def count_refusal(response: Response) -> Response:
         except redis.RedisError as exc:
             log.warning("refusal not counted: %s", type(exc).__name__)
     return response
+
+
+def _limiter_storage(url: str) -> tuple[str, dict]:
+    """The limits library's storage URI and options: its Sentinel URI names no database (the path is
+    the master's name alone), so Conecta's `redis+sentinel://…/NAME/DB` passes the DB as an option. The
+    options are complete every time: the limiter is one object per process and keeps the options of an
+    earlier app (a Sentinel one's db would point a later plain URL at another database)."""
+    if not url.startswith(SENTINEL_SCHEME + "://"):
+        plain = parse_url(url)
+        return url, {"db": plain.get("db", 0), "password": plain.get("password")}
+    spec = parse_sentinel_url(url)
+    hosts = ",".join(f"{host}:{port}" for host, port in spec.sentinels)
+    return f"{SENTINEL_SCHEME}://{hosts}/{spec.service}", {"db": spec.db, "password": spec.password}
 
 
 def _check_request() -> None:
