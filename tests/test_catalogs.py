@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
+from portal.core.accounts import read_user_csv
+from portal.core.errors import InputError
+
 pytestmark = pytest.mark.engine_neutral   # the gettext catalogs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,3 +33,10 @@ def test_every_msgid_is_in_the_pot_and_translated_to_english(tmp_path):
     assert len(wanted) > 200
     assert [m for m in wanted if m not in pot] == []
     assert [m for m in wanted if m not in english or not english[m].string] == []
+
+
+def test_a_csv_line_wrapping_its_column_fault_is_said_whole_in_each_language():
+    with pytest.raises(InputError) as caught:
+        read_user_csv("username,password,gender\nana,clave-123,hombre\n", {})
+    assert str(caught.value).startswith("línea 2, columna gender: 'hombre' no es uno de ")
+    assert caught.value.say("en").startswith("line 2, column gender: 'hombre' is not one of ")

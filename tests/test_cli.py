@@ -300,7 +300,7 @@ def test_nas_identifier_and_octets_direction(cli, db_factory, policies):
                      "input-is-download", "--coa-port", "3990", "--probe", "tcp:3990")
     bad_probe = cli("nas", "set", "ap-chilli", "--coa-port", "0", "--probe", "tcp:0")
     assert everything.code == 0 and "nas_identifier, octets_direction, coa_port, probe changed" in everything.out
-    assert_error(bad_probe, "tcp probe: '0' is not a port number")
+    assert_error(bad_probe, "sonda tcp: '0' no es un número de puerto")
     assert rows(db_factory, "SELECT nas_identifier, octets_direction, coa_port, probe FROM nas WHERE name = "
                             "'ap-chilli'") == [("chilli-2", "input-is-download", 3990, "tcp:3990")]   # all or nothing
     chilli, rb, listing = cli.many(("nas", "show", "ap-chilli"), ("nas", "show", "ap-rb"), ("nas", "list"))
@@ -387,9 +387,9 @@ def test_user_add_list_show_remove(cli, db_factory):
         ("user", "show", "maria.lopez"),
         ("user", "show", "juan"),
     )
-    assert_error(dup, "maria.lopez", "already exists")
-    assert_error(bad_policy, "unknown policy", "biblioteca")
-    assert_error(missing, "unknown user", "juan")
+    assert_error(dup, "maria.lopez", "ya existe")
+    assert_error(bad_policy, "no existe la política", "biblioteca")
+    assert_error(missing, "no existe el usuario", "juan")
     assert listed.code == 0
     assert listed.out.splitlines()[1].split() == \
         ["maria.lopez", "centro-digital", "female", "30-44", "San", "Isidro", "staff", "False"]
@@ -439,11 +439,11 @@ def test_user_import_is_all_or_nothing_and_names_line_and_column(cli, db_factory
     ]
     gender500, policy, column, no_password, repeat, not_utf8, minimal = \
         cli.many(*(("user", "import", str(f)) for f in files))
-    assert_error(gender500, "line 500", "column gender", "hombre")
-    assert_error(policy, "line 3", "column policy", "biblioteca")
-    assert_error(column, "line 1", "'email'")
-    assert_error(no_password, "line 1", "password")
-    assert_error(repeat, "line 4", "column username", "repeats line 2")
+    assert_error(gender500, "línea 500", "columna gender", "hombre")
+    assert_error(policy, "línea 3", "columna policy", "biblioteca")
+    assert_error(column, "línea 1", "'email'")
+    assert_error(no_password, "línea 1", "password")
+    assert_error(repeat, "línea 4", "columna username", "repite la línea 2")
     assert_error(not_utf8, "latin1.csv", "UTF-8")
     assert minimal.code == 0, minimal
     assert "2 users imported" in minimal.out
@@ -458,7 +458,7 @@ def test_user_import_is_all_or_nothing_and_names_line_and_column(cli, db_factory
     again = write_csv(tmp_path / "again.csv", "username,password", ["carla,clave-123", "dora,clave-123",
                                                                     "bea,clave-789"])
     clash = cli("user", "import", str(again))
-    assert_error(clash, "line 4", "column username", "'bea'", "already exists", after_progress=True)
+    assert_error(clash, "línea 4", "columna username", "'bea'", "ya existe", after_progress=True)
     assert rows(db_factory, "SELECT username, password FROM users ORDER BY username") == \
         [("ana", "clave-123"), ("bea", "clave-456")]
 
@@ -470,19 +470,19 @@ def test_user_import_names_the_right_line_after_a_blank_line(cli, db_factory, tm
         accounts.add_user(db, {}, {"username": "bea", "password": "clave-000"})
         db.commit()
     result = cli("user", "import", str(csv))
-    assert_error(result, "line 4", "bea", after_progress=True)
+    assert_error(result, "línea 4", "bea", after_progress=True)
     assert count(db_factory, "users") == 1
 
 
 def test_user_import_of_an_oversized_field_is_a_one_line_error(cli, db_factory, tmp_path):
     csv = write_csv(tmp_path / "big.csv", "username,password,community", ["ana,clave-123," + "x" * 200_000])
-    assert_error(cli("user", "import", str(csv)), "line 2")
+    assert_error(cli("user", "import", str(csv)), "línea 2")
     assert count(db_factory, "users") == 0
 
 
 def test_user_import_refuses_a_header_that_repeats_a_column(cli, db_factory, tmp_path):
     csv = write_csv(tmp_path / "dup.csv", "username,password,username", ["ana,clave-123,bea"])
-    assert_error(cli("user", "import", str(csv)), "line 1", "username")
+    assert_error(cli("user", "import", str(csv)), "línea 1", "username")
     assert count(db_factory, "users") == 0
 
 
@@ -515,8 +515,8 @@ def test_staff_add_hashes_with_argon2_and_generates_a_password_without_a_tty(cli
         ("staff", "show", "directora@municipio.gob.mx"),
         ("staff", "list"),
     )
-    assert_error(dup, "already exists")
-    assert_error(short, "at least 12 characters")
+    assert_error(dup, "ya existe")
+    assert_error(short, "al menos 12 caracteres")
     assert "role: admin" in shown.out and "$argon2" not in shown.out
     assert "analista@municipio.gob.mx" in listed.out and "directora@municipio.gob.mx" in listed.out
     assert count(db_factory, "staff") == 2

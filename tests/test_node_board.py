@@ -34,10 +34,11 @@ def test_probe_specs(text, spec):
 
 
 @pytest.mark.parametrize(("text", "fragment"), [
-    ("ping", "unknown probe"), ("tcp:0", "not a port"), ("tcp:http", "not a port"), ("tcp:70000", "not a port"),
-    ("http:http://10.1.2.3/", "not this NAS's address"), ("http:ftp://127.0.0.9/", "unknown probe"),
-    ("http:http:///x", "names no host"), ("http:http://127.0.0.9:99999/", "not a URL"),
-    ("icmp\nnone", "control characters"), ("http:http://127.0.0.9/" + "a" * 300, "at most 250"),
+    ("ping", "sonda desconocida"), ("tcp:0", "no es un número de puerto"), ("tcp:http", "no es un número de puerto"),
+    ("tcp:70000", "no es un número de puerto"),
+    ("http:http://10.1.2.3/", "no es la dirección de este NAS"), ("http:ftp://127.0.0.9/", "sonda desconocida"),
+    ("http:http:///x", "no nombra ningún host"), ("http:http://127.0.0.9:99999/", "no es una URL"),
+    ("icmp\nnone", "caracteres de control"), ("http:http://127.0.0.9/" + "a" * 300, "como mucho 250"),
 ])
 def test_bad_probes_are_refused_with_the_reason(text, fragment):
     with pytest.raises(InputError, match=fragment):
@@ -56,7 +57,7 @@ def test_nas_add_and_set_probe_on_the_command_line(settings, db_factory, policie
                      "--secret", "7f3a9c2e5b8d1f4a6c0e", "--vendor", "mikrotik", "--probe", "tcp:8291")
     assert added.returncode == 0, added.stderr
     refused = _conecta(settings, "nas", "set", "ap-kiosco", "--probe", "http:http://10.9.9.9/")
-    assert refused.returncode == 1 and "probes reach only the NAS" in refused.stderr
+    assert refused.returncode == 1 and "las sondas solo llegan al NAS" in refused.stderr
     assert "Traceback" not in refused.stderr
     changed = _conecta(settings, "nas", "set", "ap-kiosco", "--probe", "none")
     assert changed.returncode == 0 and "probe changed" in changed.stdout
@@ -74,7 +75,7 @@ def test_console_sets_a_probe_and_refuses_a_bad_one(app, db_factory, policies):
     assert admin.post(f"/staff/nas/{nas_id}", data={"csrf_token": csrf_token(html),
                                                     "probe": "tcp:8291"}).status_code == 302
     bad = admin.post(f"/staff/nas/{nas_id}", data={"csrf_token": csrf_token(html), "probe": "tcp:0"})
-    assert bad.status_code == 400 and "not a port number" in page(bad)
+    assert bad.status_code == 400 and "no es un número de puerto" in page(bad)
     with db_factory() as db:
         assert db.get(Nas, nas_id).probe == "tcp:8291"
         audited = db.scalar(select(AuditEntry.target).where(AuditEntry.action == "nas-edit"))

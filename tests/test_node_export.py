@@ -74,6 +74,12 @@ def test_the_map_is_drawn_on_the_server_with_links_to_openstreetmap(app, db_fact
     assert text.count("falla conocida") >= 1
 
 
+def test_an_empty_map_says_so_in_spanish(app, db_factory):
+    analyst = signed_in(app, db_factory, "analista@city.mx", "analyst")
+    text = analyst.get("/staff/map.svg").get_data(as_text=True)
+    assert "Sin datos" in text and "No data" not in text
+
+
 def test_conecta_report_nodes(settings, db_factory, policies):
     _fleet(db_factory, policies)
     env = {**os.environ, **settings_env(settings)}

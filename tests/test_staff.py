@@ -188,7 +188,7 @@ def test_nas_page_changes_what_nas_set_changes(client, db_factory):
     change = {"csrf_token": csrf_token(form), "nas_identifier": "", "octets_direction": "input-is-upload",
               "coa_port": "0", "probe": "tcp:3990"}
     refused = client.post(f"/staff/nas/{nas_id}", data={**change, "probe": "http:http://10.9.9.9/"})
-    assert refused.status_code == 400 and "probes reach only the NAS" in refused.get_data(as_text=True)
+    assert refused.status_code == 400 and "las sondas solo llegan al NAS" in refused.get_data(as_text=True)
     for bad in ("70000", "x"):
         assert client.post(f"/staff/nas/{nas_id}", data={**change, "coa_port": bad}).status_code == 400
     with db_factory() as db:

@@ -8,8 +8,12 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from policies.messages import N_
 from portal.core.db import commit_or_explain
 from portal.core.errors import InputError
+
+UNKNOWN = {"user": N_("no existe el usuario %(name)r"), "site": N_("no existe el sitio %(name)r"),
+           "staff": N_("no existe la cuenta de personal %(name)r"), "NAS": N_("no existe el NAS %(name)r")}
 
 
 def table(rows: list[tuple], header: tuple[str, ...]) -> None:
@@ -31,10 +35,10 @@ def show(obj: object, hidden: tuple[str, ...] = (), words: dict[str, str] | None
 
 
 def get(db: DbSession, model: type, column: object, name: str, kind: str) -> object:
-    """The row whose `column` equals `name`, or an InputError naming the `kind`."""
+    """The row whose `column` equals `name`, or an InputError naming the `kind` (a key of UNKNOWN)."""
     obj = db.scalar(select(model).where(column == name))
     if obj is None:
-        raise InputError(f"unknown {kind} {name!r}")
+        raise InputError(UNKNOWN[kind], name=name[:80])
     return obj
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from sqlalchemy import func, select
 
+from policies.messages import N_
 from portal.cli import output
 from portal.core import accounts
 from portal.core.db import commit_or_explain
@@ -45,7 +46,8 @@ def import_(c, file: Path) -> None:  # noqa: ANN001
     try:
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{file.name}: not UTF-8 text (byte {exc.start})") from None
+        raise InputError(N_("%(file)s: no es texto UTF-8 (byte %(byte)s)"), file=file.name[:80],
+                         byte=exc.start) from None
     rows = accounts.read_user_csv(text, c.policies)
     with c.db() as db, click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar:
         try:

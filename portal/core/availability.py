@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session as DbSession
 
+from policies.messages import N_
 from portal.core.errors import InputError
 from portal.core.model import NodeEvent, Site
 
@@ -27,9 +28,10 @@ def parse_by(text: str) -> list[str]:
     by = [c.strip() for c in (text or "").split(",") if c.strip()]
     bad = [c for c in by if c not in COLUMNS]
     if bad or len(set(by)) != len(by):
-        raise InputError(f"--by takes {', '.join(COLUMNS)} (comma-separated, each once); not {text!r}")
+        raise InputError(N_("--by acepta %(known)s (separados por comas, cada uno una vez); no %(text)r"),
+                         known=", ".join(COLUMNS), text=(text or "")[:80])
     if "day" in by and "month" in by:
-        raise InputError("--by takes day or month, not both")
+        raise InputError(N_("--by acepta day o month, no los dos"))
     return by
 
 
@@ -62,7 +64,7 @@ def availability(db: DbSession, first: date, last: date, by: list[str], tz: Zone
     """Rows of the `by` columns with availability (% up of the watched time, None when none was watched),
     up and down seconds, downtime minutes and outages begun, for local days first..last."""
     if last < first:
-        raise InputError("--to is before --from")
+        raise InputError(N_("--to es anterior a --from"))
     begin, end = _utc(first, tz), min(_utc(last + timedelta(days=1), tz), now)
     names = dict(db.execute(select(Site.id, Site.name)).all())
     rows = db.execute(select(NodeEvent).where(NodeEvent.state.in_(("up", "down")), NodeEvent.started_at < end,

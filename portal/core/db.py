@@ -8,6 +8,7 @@ from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from policies.messages import N_
 from portal.core.errors import InputError
 from portal.core.settings import Settings
 
@@ -56,4 +57,4 @@ def commit_or_explain(db: Session) -> None:
         db.commit()
     except IntegrityError as exc:
         db.rollback()
-        raise InputError(f"not saved: {str(exc.orig).splitlines()[0][:120]}") from None
+        raise InputError(N_("no se guardó: %(problem)s"), problem=str(exc.orig).splitlines()[0][:120]) from None

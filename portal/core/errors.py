@@ -9,7 +9,8 @@ class InputError(ValueError):
     """Bad input for a management operation (CLI or console); the message is one line for a human.
 
     `message` is a Spanish gettext msgid (marked with N_) with %(name)s placeholders filled from
-    `params`, so each face can say it in its reader's language; str() is the Spanish text.
+    `params` (an InputError among them said in the same language), so each face can say it in its
+    reader's language; str() is the Spanish text.
     """
 
     def __init__(self, message: str, **params: object) -> None:
@@ -19,7 +20,9 @@ class InputError(ValueError):
     def say(self, language: str) -> str:
         """The message in `language` (Spanish when there is no catalog for it)."""
         text = gettext(self.message, language)
-        return text % self.params if self.params else text
+        # a nested InputError (a CSV line wrapping its column's fault) speaks the same language
+        params = {k: v.say(language) if isinstance(v, InputError) else v for k, v in self.params.items()}
+        return text % params if params else text
 
 
 def printable(text: str) -> bool:

@@ -14,6 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DbSession
 
 from policies import PolicyError
+from policies.messages import N_
 from policies.units import parse_duration
 from portal.core.errors import InputError, printable
 from portal.core.model import MaintenanceWindow, Site
@@ -26,14 +27,16 @@ def parse_window(text: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """`2026-12-03 22:00/2h` -> (start, end) as naive UTC; InputError when malformed."""
     match = WINDOW.fullmatch(text or "")
     if not match:
-        raise InputError(f"maintenance {text!r} is not like '2026-12-03 22:00/2h' (local start/duration)")
+        raise InputError(N_("el mantenimiento %(text)r no tiene la forma '2026-12-03 22:00/2h' "
+                            "(inicio local/duración)"), text=(text or "")[:80])
     try:
         local = datetime.fromisoformat(f"{match[1]} {match[2]:0>5}").replace(tzinfo=tz)
         seconds = parse_duration(match[3])
     except (ValueError, PolicyError):
-        raise InputError(f"maintenance {text!r}: no such date, time or duration") from None
+        raise InputError(N_("mantenimiento %(text)r: la fecha, la hora o la duración no existen"),
+                         text=text[:80]) from None
     if not 0 < seconds <= LONGEST.total_seconds():
-        raise InputError("a maintenance window lasts more than 0 and at most 14 days")
+        raise InputError(N_("una ventana de mantenimiento dura más de 0 y como mucho 14 días"))
     start = local.astimezone(timezone.utc).replace(tzinfo=None)
     return start, start + timedelta(seconds=seconds)
 
@@ -41,7 +44,7 @@ def parse_window(text: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
 def add_window(db: DbSession, site: Site, text: str, tz: ZoneInfo, by: str, note: str = "") -> MaintenanceWindow:
     """Add a window to a site; the caller commits."""
     if len(note) > 200 or not printable(note):
-        raise InputError("a maintenance note is at most 200 printable characters")
+        raise InputError(N_("una nota de mantenimiento tiene como mucho 200 caracteres imprimibles"))
     start, end = parse_window(text, tz)
     window = MaintenanceWindow(site_id=site.id, starts_at=start, ends_at=end, note=note, created_by=by)
     db.add(window)

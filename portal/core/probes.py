@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
+from policies.messages import N_
 from portal.core.errors import InputError, printable
 from portal.core.model import Nas
 
@@ -47,19 +48,19 @@ def parse_probe(text: str, nas_ip: str) -> ProbeSpec:
     """Read `icmp`, `tcp:PORT`, `http:URL` (or a bare http(s) URL) or `none`; InputError when bad."""
     text = (text or "").strip()
     if not printable(text) or len(text) > 250 or any(c.isspace() for c in text):
-        raise InputError("a probe is at most 250 characters, without spaces or control characters")
+        raise InputError(N_("una sonda tiene como mucho 250 caracteres, sin espacios ni caracteres de control"))
     lowered = text.lower()
     if lowered in ("icmp", "none"):
         return ProbeSpec(lowered)
     if lowered.startswith("tcp:"):
         port = text[4:]
         if not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise InputError(f"tcp probe: {port!r} is not a port number")
+            raise InputError(N_("sonda tcp: %(port)r no es un número de puerto"), port=port)
         return ProbeSpec("tcp", port=int(port))
     url = text[5:] if lowered.startswith("http:") and not lowered.startswith("http://") else text
     if url.lower().startswith(("http://", "https://")):
         return ProbeSpec("http", url=_check_url(url, nas_ip))
-    raise InputError(f"unknown probe {text!r} (use {PROBE_HELP})")
+    raise InputError(N_("sonda desconocida %(text)r (usa icmp | tcp:PUERTO | http:URL | none)"), text=text)
 
 
 def _check_url(url: str, nas_ip: str) -> str:
@@ -67,18 +68,19 @@ def _check_url(url: str, nas_ip: str) -> str:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise InputError(f"http probe: {url!r} is not a URL") from None
+        raise InputError(N_("sonda http: %(url)r no es una URL"), url=url) from None
     host = parts.hostname or ""
     if port is not None and not 1 <= port <= 65535:
-        raise InputError(f"http probe: {port} is not a port number")
+        raise InputError(N_("sonda http: %(port)s no es un número de puerto"), port=port)
     try:
         address = str(ipaddress.ip_address(host))
     except ValueError:
         if not HOST.fullmatch(host):
-            raise InputError(f"http probe: {url!r} names no host") from None
+            raise InputError(N_("sonda http: %(url)r no nombra ningún host"), url=url) from None
         return url
     if address != nas_ip:
-        raise InputError(f"http probe: {address} is not this NAS's address ({nas_ip}); probes reach only the NAS")
+        raise InputError(N_("sonda http: %(address)s no es la dirección de este NAS (%(ip)s); las sondas solo "
+                            "llegan al NAS"), address=address, ip=nas_ip)
     return url
 
 
@@ -86,7 +88,7 @@ def set_probe(db: DbSession, nas_name: str, text: str) -> bool:
     """Set a NAS's probe; True when it changed. The caller commits."""
     nas = db.scalar(select(Nas).where(Nas.name == nas_name))
     if nas is None:
-        raise InputError(f"unknown NAS {nas_name!r}")
+        raise InputError(N_("no existe el NAS %(name)r"), name=nas_name[:80])
     probe = str(parse_probe(text, nas.ip))
     changed = nas.probe != probe
     nas.probe = probe

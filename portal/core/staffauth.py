@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DbSession
 
+from policies.messages import N_
 from portal.core.errors import InputError
 from portal.core.model import STAFF_ROLES, AuditEntry, Staff, StaffSession, utcnow
 
@@ -115,13 +116,13 @@ def add_staff(db: DbSession, email: str, role: str, password: str) -> Staff:
     """Create a staff login with an argon2 hash of `password`; the caller commits."""
     email = email.strip().lower()
     if not EMAIL.fullmatch(email) or len(email) > 254:
-        raise InputError(f"{email!r} is not an e-mail address")
+        raise InputError(N_("%(email)r no es una dirección de correo"), email=email[:80])
     if role not in STAFF_ROLES:
-        raise InputError(f"unknown role {role!r} (use {' | '.join(STAFF_ROLES)})")
+        raise InputError(N_("rol desconocido %(role)r (usa %(known)s)"), role=role[:40], known=" | ".join(STAFF_ROLES))
     if len(password) < 12:
-        raise InputError("staff password must be at least 12 characters")
+        raise InputError(N_("la contraseña del personal debe tener al menos 12 caracteres"))
     if db.scalar(select(Staff.id).where(Staff.email == email)):
-        raise InputError(f"staff {email!r} already exists")
+        raise InputError(N_("la cuenta de personal %(email)r ya existe"), email=email)
     staff = Staff(email=email, role=role, password_hash=_hasher.hash(password))
     db.add(staff)
     db.flush()
@@ -133,6 +134,6 @@ def remove_staff(db: DbSession, email: str) -> None:
     """Remove a staff login and its sessions; the audit log keeps its e-mail. The caller commits."""
     staff = db.scalar(select(Staff).where(Staff.email == email.strip().lower()))
     if staff is None:
-        raise InputError(f"unknown staff {email.strip().lower()!r}")
+        raise InputError(N_("no existe la cuenta de personal %(name)r"), name=email.strip().lower()[:80])
     revoke_all(db, staff.id)
     db.delete(staff)

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 
 import pygal
 from flask import Blueprint, Response, abort, render_template, request
+from flask_babel import gettext as _
 from pygal.style import Style
 
 from portal.core import availability, board, exports, reports
@@ -98,7 +99,8 @@ def map_svg() -> Response:
     points = [p for p in board.site_points(db.session) if p.osm]
     style = Style(colors=tuple(color for _s, _l, color in MAP_STATES), background="white", plot_background="#f4f7f4")
     chart = pygal.XY(js=[], stroke=False, style=style, width=720, height=520, dots_size=7, print_labels=True,
-                     title="Sitios", x_title="longitud", y_title="latitud", show_x_guides=True)
+                     title=_("Sitios"), x_title=_("longitud"), y_title=_("latitud"), show_x_guides=True,
+                     no_data_text=_("Sin datos"))
     for state, label, _color in MAP_STATES:
         chart.add(label, [{"value": (p.lon, p.lat), "label": p.name} for p in points if p.state == state])
     response = Response(chart.render(is_unicode=True), mimetype="image/svg+xml")
