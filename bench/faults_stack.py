@@ -64,7 +64,7 @@ class Stack:
         subprocess.run([str(systems.VENV_BIN / "conecta"), "init"], env=self.env(), check=True, capture_output=True)
         self.users = packets.bench_users(self.n_users)
         pg = f"postgresql://postgres@127.0.0.1:{self.pg.port}/{DATABASE}"
-        self.secret = systems.seed_conecta(self.env(), self.users, pg=pg).encode()
+        self.secret = systems.seed_conecta(self.env(), {"personal": self.users}, pg=pg).encode()
         self.server = Server("conecta-faults", [str(systems.VENV_BIN / "conecta"), "radius"],
                              self.out / "conecta-faults.log", env=self.env())
         self.server.wait_for(r"RADIUS listening", 60)

@@ -27,10 +27,12 @@ import report  # noqa: E402
 import systems  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
-ORDER = ["conecta", "freeradius-sql-hotspot-idx", "freeradius-sql-hotspot", "pyrad-sync", "pyrad-async"]
+ORDER = ["conecta", "freeradius-sql-hotspot-idx", "freeradius-files", "freeradius-sql-hotspot", "pyrad-sync",
+         "pyrad-async"]
 ROUNDS = [["freeradius-sql-hotspot-idx", "pyrad-sync"],  # FreeRADIUS first: its script wants the pyrad ports free
+          ["freeradius-files"],                          # the FreeRADIUS setups share their ports
           ["freeradius-sql-hotspot", "pyrad-async"]]
-ALIASES = {"freeradius": ["freeradius-sql-hotspot-idx", "freeradius-sql-hotspot"],
+ALIASES = {"freeradius": ["freeradius-sql-hotspot-idx", "freeradius-files", "freeradius-sql-hotspot"],
            "freeradius-idx": ["freeradius-sql-hotspot-idx"], "pyrad": ["pyrad-sync", "pyrad-async"]}
 
 
@@ -106,14 +108,15 @@ def run_rounds(names: list[str], plan: measure.Plan, pool: ProcessPoolExecutor) 
     conecta = start("conecta", plan, extras) if "conecta" in names else None
     for i, members in enumerate(rounds(names), 1):
         print(f"\n== round {i}: {', '.join(members)}", flush=True)
-        targets = [conecta] if conecta and "conecta" in members else []
+        # Round 1 also measures the no-counter policy (a companion row served by the same process).
+        targets = [conecta, *(conecta.companions if i == 1 else [])] if conecta and "conecta" in members else []
         refs = [t for t in (start(n, plan, extras) for n in members if n != "conecta") if t]
         try:
             if targets or refs:
                 found = measure.measure_round(targets + refs, plan, pool, lambda line: print(line, flush=True),
-                                              no_half=frozenset({"conecta"} if i > 1 else ()))
+                                              no_half=frozenset({"conecta"} if i > 1 else {"conecta-personal"}))
                 for name, row in found.items():
-                    rows[name if name != "conecta" or i == 1 else f"conecta/{i}"] = {**row, "round": i}
+                    rows[name if not name.startswith("conecta") or i == 1 else f"{name}/{i}"] = {**row, "round": i}
         finally:
             for t in refs:
                 t.server.stop()

@@ -1,4 +1,4 @@
-"""The systems under test: Conecta (PostgreSQL + Redis), FreeRADIUS 3.2 hotspot stacks, bare pyrad."""
+"""The systems under test: Conecta (PostgreSQL + Redis), FreeRADIUS 3.2 (files, hotspot stacks), bare pyrad."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ class Target:
     users: list[tuple[str, str]]
     server: Server
     notes: list[str] = field(default_factory=list)
+    companions: list[Target] = field(default_factory=list)   # other rows served by the same process
 
 
 def _free(ports: tuple[int, int], name: str) -> None:
@@ -45,9 +46,38 @@ def _free(ports: tuple[int, int], name: str) -> None:
 
 # --- Conecta -------------------------------------------------------------------------------
 
-def conecta_env(data_dir: Path) -> dict[str, str]:
+# The quota policy of the main Conecta row: what rlm_sqlcounter checks on the FreeRADIUS side (daily
+# time, daily data) and a device limit; no opening hours, so the result does not depend on the clock.
+QUOTA_POLICY = """# The benchmark's quota policy (bench/systems.py writes it beside the shipped ones).
+name = "cuota"
+title = "Cuota diaria"
+[limits]
+daily_time = "2h"
+daily_data = "1GB"
+session_time = "1h"
+idle_timeout = "10m"
+devices = 2
+[bandwidth]
+down = "5Mbit"
+up = "1Mbit"
+[accounting]
+interim_interval = "5m"
+"""
+
+
+def policy_dir(out: Path) -> Path:
+    """The shipped policies plus the benchmark's quota policy."""
+    from policies import POLICY_DIR
+    folder = out / "conecta-policies"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(POLICY_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (folder / "cuota.toml").write_text(QUOTA_POLICY)
+    return folder
+
+
+def conecta_env(data_dir: Path, policies: Path) -> dict[str, str]:
     """The environment of every `conecta` command of the benchmark."""
-    return {**os.environ, "CONECTA_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{BENCH_DB}",
+    return {**os.environ, "CONECTA_POLICY_DIR": str(policies), "CONECTA_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{BENCH_DB}",
             "CONECTA_REDIS_URL": REDIS_URL, "CONECTA_DATA_DIR": str(data_dir),
             "CONECTA_RADIUS_HOST": "127.0.0.1", "CONECTA_RADIUS_AUTH_PORT": str(CONECTA_PORTS[0]),
             "CONECTA_RADIUS_ACCT_PORT": str(CONECTA_PORTS[1])}
@@ -83,9 +113,10 @@ def _user_defaults() -> dict:
     return out
 
 
-def seed_conecta(env: dict[str, str], users: list[tuple[str, str]], pg: str = f"{PG_HOST}/{BENCH_DB}") -> str:
-    """A site and a coova NAS for 127.0.0.1 (portal.core.sites), then the users by COPY into the
-    database `pg` (a psycopg URL); return the NAS secret."""
+def seed_conecta(env: dict[str, str], groups: dict[str, list[tuple[str, str]]],
+                 pg: str = f"{PG_HOST}/{BENCH_DB}") -> str:
+    """A site and a coova NAS for 127.0.0.1 (portal.core.sites), then the users of each policy by COPY
+    into the database `pg` (a psycopg URL); return the NAS secret."""
     import psycopg
     from sqlalchemy.orm import Session as DbSession
 
@@ -93,41 +124,51 @@ def seed_conecta(env: dict[str, str], users: list[tuple[str, str]], pg: str = f"
     from portal.core import accounts, sites
     from portal.core.db import commit_or_explain, make_engine
     secret = secrets.token_hex(16)
-    policies = load_policies(POLICY_DIR)
+    policies = load_policies(Path(env.get("CONECTA_POLICY_DIR") or POLICY_DIR))
     engine = make_engine(env["CONECTA_DATABASE_URL"])
     with DbSession(engine) as db:
         sites.add_site(db, policies, "Bench Park", "park", "personal")
         sites.add_nas(db, sites.NasSpec("bench-ap", "Bench Park", "127.0.0.1", secret, "coova"), production=False)
         commit_or_explain(db)
     engine.dispose()
-    fields = {**_user_defaults(), "source": "import", "disabled": False,
-              **accounts.validate_user({"username": users[0][0], "password": users[0][1], "policy": "personal"},
-                                       policies)}
-    columns = list(fields)
     with psycopg.connect(pg) as conn:
-        with conn.cursor().copy(f"COPY users ({', '.join(columns)}) FROM STDIN") as copy:
-            for name, password in users:
-                fields["username"], fields["password"] = name, password
-                copy.write_row([fields[c] for c in columns])
+        for policy, users in groups.items():
+            fields = {**_user_defaults(), "source": "import", "disabled": False,
+                      **accounts.validate_user({"username": users[0][0], "password": users[0][1],
+                                                "policy": policy}, policies)}
+            columns = list(fields)
+            with conn.cursor().copy(f"COPY users ({', '.join(columns)}) FROM STDIN") as copy:
+                for name, password in users:
+                    fields["username"], fields["password"] = name, password
+                    copy.write_row([fields[c] for c in columns])
         conn.execute("ANALYZE users")
     return secret
 
 
 def start_conecta(out: Path, n_users: int) -> Target:
-    """Reset the stores, `conecta init`, seed, and start `conecta radius` on 18123/18133."""
+    """Reset the stores, `conecta init`, seed, and start `conecta radius` on 18123/18133.
+
+    The row `conecta` draws from `n_users` accounts on the quota policy; `conecta-personal` (a
+    companion served by the same process) from as many on `personal`, which has no time or data limit.
+    """
     _free(CONECTA_PORTS, "conecta")
     data_dir = out / "conecta-data"
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
-    env = conecta_env(data_dir)
+    env = conecta_env(data_dir, policy_dir(out))
     reset_stores()
     subprocess.run([str(VENV_BIN / "conecta"), "init"], env=env, check=True, capture_output=True)
-    users = packets.bench_users(n_users)
-    secret = seed_conecta(env, users)
+    quota = packets.bench_users(n_users)
+    personal = [(f"staff{i:06d}", f"clave{i:06d}") for i in range(1, n_users + 1)]
+    secret = seed_conecta(env, {"cuota": quota, "personal": personal})
     server = Server("conecta", [str(VENV_BIN / "conecta"), "radius"], out / "conecta.log", env=env)
     server.wait_for(r"RADIUS listening", 60)
-    return Target("conecta", *CONECTA_PORTS, secret.encode(), users, server,
-                  [f"{n_users} users, policy personal, NAS vendor coova, PostgreSQL + Redis db 14"])
+    what = f"NAS vendor coova, PostgreSQL + Redis db 14, {2 * n_users} accounts in all"
+    target = Target("conecta", *CONECTA_PORTS, secret.encode(), quota, server,
+                    [f"{n_users} users on policy cuota (daily time, daily data, 2 devices), {what}"])
+    target.companions.append(Target("conecta-personal", *CONECTA_PORTS, secret.encode(), personal, server,
+                                    [f"{n_users} users on policy personal (no time or data limit), {what}"]))
+    return target
 
 
 # --- FreeRADIUS ----------------------------------------------------------------------------
@@ -183,6 +224,7 @@ def start_pyrad(out: Path, impl: str) -> Target:
 
 SYSTEMS = {
     "conecta": lambda out, cfg: start_conecta(out, cfg.users),
+    "freeradius-files": lambda out, cfg: start_freeradius(out, "files"),
     "freeradius-sql-hotspot-idx": lambda out, cfg: start_freeradius(out, "sql-hotspot-idx"),
     "freeradius-sql-hotspot": lambda out, cfg: start_freeradius(out, "sql-hotspot"),
     "pyrad-sync": lambda out, cfg: start_pyrad(out, "sync"),
