@@ -82,18 +82,7 @@ class Stack:
 
     def fill_disk(self) -> Path:
         """Fill the data directory's file system to the last byte; return the filler to delete."""
-        filler = self.data_dir / "filler"
-        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            for size in (1 << 20, 4096, 1):     # to the last byte
-                while True:
-                    try:
-                        os.write(fd, b"\0" * size)
-                    except OSError:
-                        break
-        finally:
-            os.close(fd)
-        return filler
+        return stores.fill_disk(self.data_dir)
 
     def stop(self) -> None:
         """Stop `conecta radius`, Redis and PostgreSQL; unmount and remove the directory."""

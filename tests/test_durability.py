@@ -23,7 +23,7 @@ from portal.core.model import Nas as NasRow
 from portal.core.redisconn import connect
 from radius.server import RadiusServer
 from tests.support.builders import SECRET, add_user, settle
-from tests.support.radiusclient import Nas
+from tests.support.radiusclient import Nas, serve, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -340,16 +340,8 @@ def test_burst_of_1000_requests_in_flight_loses_none(radius_server, dictionary, 
     assert radius_server.stats["dropped"] == 0
 
 
-def _serve(server: RadiusServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return thread
 
 
-def _stop(server: RadiusServer, thread: threading.Thread) -> None:
-    server.running = False
-    thread.join(5)
-    server.shutdown()
 
 
 @pytest.mark.skipif(not os.environ.get("CONECTA_TEST_DATABASE_URL"), reason="needs PostgreSQL over TCP")
@@ -366,7 +358,7 @@ def test_database_going_away_and_coming_back(settings, policies, db_factory, nas
     engine = make_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
     add_user(db_factory, policies, "ana", "anapass123")
     server = RadiusServer(settings, policies, session_factory(engine), redis_client, clock=clock)
-    thread = _serve(server)
+    thread = serve(server)
     try:
         nas = Nas(server, dictionary, timeout=2, retries=1)
         assert nas.acct("Start", "d1", "ana").code == packet.AccountingResponse
@@ -395,7 +387,7 @@ def test_database_going_away_and_coming_back(settings, policies, db_factory, nas
         else:
             raise AssertionError("authentication never recovered")
     finally:
-        _stop(server, thread)
+        stop(server, thread)
         proxy.cut()
         engine.dispose()
 
@@ -405,7 +397,7 @@ def test_two_radius_nodes_share_one_quota(settings, policies, db_factory, nas_id
     add_user(db_factory, policies, "ana", "anapass123")
     node_a = RadiusServer(settings, policies, db_factory, redis_client, clock=clock)
     node_b = RadiusServer(settings, policies, db_factory, connect(settings.redis_url), clock=clock)
-    threads = [_serve(node_a), _serve(node_b)]
+    threads = [serve(node_a), serve(node_b)]
     try:
         on_a, on_b = Nas(node_a, dictionary), Nas(node_b, dictionary)
         reply = on_a.auth("ana", "anapass123")
@@ -414,5 +406,5 @@ def test_two_radius_nodes_share_one_quota(settings, policies, db_factory, nas_id
         settle(node_b)
         assert on_a.auth("ana", "anapass123").code == packet.AccessReject
     finally:
-        _stop(node_a, threads[0])
-        _stop(node_b, threads[1])
+        stop(node_a, threads[0])
+        stop(node_b, threads[1])

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 
 import pytest
 from pyrad import packet
-from pyrad.client import Timeout
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
@@ -27,7 +25,7 @@ from portal.web import create_app, extensions
 from radius.server import RadiusServer
 from tests.support import stores
 from tests.support.builders import Clock, add_site_and_nas, add_user, wait_until
-from tests.support.radiusclient import Nas
+from tests.support.radiusclient import Nas, until_answered
 
 pytestmark = [pytest.mark.engine_neutral,
               pytest.mark.skipif(bool(stores.missing()), reason=f"cannot run our own clusters: {stores.missing()}")]
@@ -68,14 +66,6 @@ def two_nodes():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _until_answered(send, timeout: float = 30.0) -> packet.Packet:
-    """Retransmit as a NAS does until the server answers (it drops what it cannot serve yet)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return send()
-        except Timeout:
-            assert time.monotonic() < deadline, "no answer after the switch"
 
 
 def test_both_engines_fail_over_and_nothing_is_lost(two_nodes, tmp_path, policies, dictionary):
@@ -110,10 +100,10 @@ def test_both_engines_fail_over_and_nothing_is_lost(two_nodes, tmp_path, policie
         assert nas.acct("Interim-Update", "f1", "ana", seconds=600, bytes_out=9_000_000,
                         reply=reply).code == packet.AccountingResponse
         pg_b.promote()
-        reply = _until_answered(lambda: nas.auth("ana", "anapass123"))
+        reply = until_answered(lambda: nas.auth("ana", "anapass123"), timeout=30)
         assert reply.code == packet.AccessAccept, "authentication did not come back on the other node"
-        assert _until_answered(lambda: nas.acct("Stop", "f1", "ana", seconds=900, bytes_out=12_000_000,
-                                                reply=reply)).code == packet.AccountingResponse
+        assert until_answered(lambda: nas.acct("Stop", "f1", "ana", seconds=900, bytes_out=12_000_000,
+                                               reply=reply), timeout=30).code == packet.AccountingResponse
         wait_until(server.writer.idle, timeout=30, what="accounting applied after the switch")
 
         spec = parse_sentinel_url(settings.redis_url)

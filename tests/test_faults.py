@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
-import time
 
 import pytest
 from pyrad import packet
@@ -21,30 +19,8 @@ from portal.core.redisconn import connect
 from portal.core.settings import load_settings
 from radius.server import RadiusServer
 from tests.support.builders import add_user, settle
-from tests.support.radiusclient import Nas
-from tests.support.stores import free_tcp_port
-
-
-def _serve(server: RadiusServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return thread
-
-
-def _stop(server: RadiusServer, thread: threading.Thread) -> None:
-    server.running = False
-    thread.join(5)
-    server.shutdown()
-
-
-def _answered(send, timeout: float = 15.0) -> packet.Packet:
-    """Retransmit as a NAS does until the server answers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return send()
-        except Timeout:
-            assert time.monotonic() < deadline, "no answer"
+from tests.support.radiusclient import Nas, serve, stop, until_answered
+from tests.support.stores import fill_disk, free_tcp_port
 
 
 def test_redis_restarted_empty_forgets_no_pool(settings, policies, db_factory, nas_id, dictionary, clock):
@@ -58,7 +34,7 @@ def test_redis_restarted_empty_forgets_no_pool(settings, policies, db_factory, n
     beto = add_user(db_factory, policies, "beto", "betopass123")
     r = connect(redis_server.connection_url)
     server = RadiusServer(settings, policies, db_factory, r, clock=clock)
-    thread = _serve(server)
+    thread = serve(server)
     try:
         nas = Nas(server, dictionary, timeout=1, retries=1)
         reply = nas.auth("ana", "anapass123")
@@ -70,7 +46,7 @@ def test_redis_restarted_empty_forgets_no_pool(settings, policies, db_factory, n
         redis_server = ValkeyServer(port=port, save="", appendonly="no")   # the same address, empty
         redis_server.start()
         assert not r.keys("u:*")
-        assert _answered(lambda: nas.auth("ana", "anapass123")).code == packet.AccessReject
+        assert until_answered(lambda: nas.auth("ana", "anapass123")).code == packet.AccessReject
         reply = nas.auth("beto", "betopass123", mac="AA-BB-CC-00-00-02")
         assert reply.code == packet.AccessAccept
         nas.acct("Start", "b1", "beto", reply=reply, mac="AA-BB-CC-00-00-02")
@@ -79,7 +55,7 @@ def test_redis_restarted_empty_forgets_no_pool(settings, policies, db_factory, n
         usage = counters.read_usage(r, db_factory, [beto], clock().astimezone(settings.tz), {})[beto]
         assert (usage.day_seconds, usage.day_bytes) == (600, 7_000)
     finally:
-        _stop(server, thread)
+        stop(server, thread)
         if redis_server.is_running():
             redis_server.stop()
 
@@ -99,17 +75,6 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def _fill(directory) -> None:
-    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 16, 512, 1):
-            while True:
-                try:
-                    os.write(fd, b"\0" * size)
-                except OSError:
-                    break
-    finally:
-        os.close(fd)
 
 
 def test_a_full_disk_acknowledges_nothing_and_loses_nothing(small_disk, settings, policies, db_factory, nas_id,
@@ -122,12 +87,12 @@ def test_a_full_disk_acknowledges_nothing_and_loses_nothing(small_disk, settings
                           "CONECTA_RADIUS_ACCT_PORT": "0"})
     add_user(db_factory, policies, "ana", "anapass123")
     server = RadiusServer(full, policies, db_factory, redis_client, clock=clock)
-    thread = _serve(server)
+    thread = serve(server)
     try:
         nas = Nas(server, dictionary, timeout=1, retries=1)     # (pyrad's retries: attempts)
-        reply = _answered(lambda: nas.auth("ana", "anapass123"))
+        reply = until_answered(lambda: nas.auth("ana", "anapass123"))
         assert nas.acct("Start", "d1", "ana", reply=reply).code == packet.AccountingResponse
-        _fill(small_disk)
+        fill_disk(small_disk)
         # The log's last page may still have room: records go on being acknowledged until it is full.
         refused = None
         for step in range(1, 41):
@@ -139,7 +104,7 @@ def test_a_full_disk_acknowledges_nothing_and_loses_nothing(small_disk, settings
         assert refused is not None, "accounting was still acknowledged with the disk full"
         assert nas.auth("ana", "anapass123").code == packet.AccessAccept
         (small_disk / "filler").unlink()
-        assert _answered(lambda: nas.acct("Interim-Update", "d1", "ana", seconds=10 * refused,
+        assert until_answered(lambda: nas.acct("Interim-Update", "d1", "ana", seconds=10 * refused,
                                           bytes_out=100 * refused, reply=reply)).code == packet.AccountingResponse
         last = 10 * (refused + 1)
         assert nas.acct("Stop", "d1", "ana", seconds=last, bytes_out=10 * last, reply=reply).code == \
@@ -152,4 +117,4 @@ def test_a_full_disk_acknowledges_nothing_and_loses_nothing(small_disk, settings
                                                   ("stop", last)]
         assert (session.seconds, session.bytes_out, session.is_open) == (last, 10 * last, False)
     finally:
-        _stop(server, thread)
+        stop(server, thread)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from policies.messages import N_
+from policies.messages import N_, gettext
 from portal.core.errors import InputError
 
 HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
@@ -48,6 +48,6 @@ def check_fas(vendor: str, level: int | None, faskey: str | None, production: bo
         if production:
             raise InputError(N_("el nivel FAS 0 envía en claro la ficha del cliente; no se acepta en producción "
                                 "(usa 2 o 3)"))
-        return ["el nivel FAS 0 envía en claro la ficha del cliente: úsalo solo para una prueba (no se acepta "
-                "en producción)"]
+        return [gettext("el nivel FAS 0 envía en claro la ficha del cliente: úsalo solo para una prueba (no se "
+                        "acepta en producción)")]
     return []

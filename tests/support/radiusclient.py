@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
+from collections.abc import Callable
 
 from pyrad import packet
-from pyrad.client import Client
+from pyrad.client import Client, Timeout
 
 from tests.support.builders import SECRET
 
@@ -75,3 +78,27 @@ class Nas:
         for key, value in attrs.items():
             req[key.replace("_", "-")] = value
         return req
+
+
+def serve(server) -> threading.Thread:  # noqa: ANN001 - a radius.server.RadiusServer
+    """Run a RADIUS server in a thread of its own; stop it with `stop`."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop(server, thread: threading.Thread) -> None:  # noqa: ANN001 - a radius.server.RadiusServer
+    """Stop a server started by `serve`."""
+    server.running = False
+    thread.join(5)
+    server.shutdown()
+
+
+def until_answered(send: Callable[[], packet.Packet], timeout: float = 15.0) -> packet.Packet:
+    """Retransmit as a NAS does until the server answers (it drops what it cannot serve yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return send()
+        except Timeout:
+            assert time.monotonic() < deadline, "no answer"
